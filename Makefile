@@ -1,0 +1,30 @@
+# `make demo` and `make test` set up .venv on first use (and again when setup.cfg changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-gpu bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cuda,plots]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python demos/spiral.py
+
+# The CUDA tests run on Numba's CUDA simulator here (tests/conftest.py turns it on).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# On a machine with an NVIDIA GPU: the same CUDA tests on the real device.
+test-gpu: $(STAMP)
+	TINYGRAD_LITE_REAL_GPU=1 $(BIN)/python -m pytest tests -k cuda
+
+bench: $(STAMP)
+	$(BIN)/python tools/bench_ops.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,13 @@
+"""tinygrad_lite: a small reverse-mode autograd engine with Numba CPU and Numba-CUDA kernels."""
+from . import dtype as dtypes
+from .autograd import is_grad_enabled, no_grad
+from .creation import (arange, cat, concatenate, eye, full, maximum, minimum, normal, ones,
+                       ones_like, rand, randint, randn, stack, tensor, uniform, where, zeros,
+                       zeros_like)
+from .device import Device, cuda_is_available, get_device
+from .dtype import bool_, float32, float64, int64
+from .gradcheck import GradcheckResult, gradcheck
+from .random import manual_seed
+from .tensor import Tensor
+
+__version__ = "0.1.0"

@@ -1,0 +1,33 @@
+"""The CPU backend: NumPy arrays as storage, Numba kernels for compute, BLAS for GEMM.
+
+Every backend module exports the same names (see kernels/__init__.py); ops reach them only
+through `Device.backend`, so the CUDA backend in kernels/cuda mirrors this file name by name.
+"""
+import numpy as np
+
+from .elementwise import elementwise
+from .matmul import matmul
+from .movement import cat, expand, getitem, pad, permute, reshape, scatter_add
+from .reduce import argreduce, reduce
+
+NAME = "cpu"
+
+
+def empty(shape, dtype):
+    return np.empty(shape, dtype)
+
+
+def full(shape, value, dtype):
+    return np.full(shape, value, dtype)
+
+
+def from_numpy(array):
+    return np.ascontiguousarray(array)
+
+
+def to_numpy(array):
+    return np.asarray(array)
+
+
+def is_array(obj):
+    return isinstance(obj, np.ndarray)
