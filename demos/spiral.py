@@ -14,10 +14,15 @@ log-probabilities, and backward(). Exits with status 1 if the accuracy is below 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-import tinygrad_lite as tl
+try:
+    import tinygrad_lite as tl
+except ImportError:  # run from a checkout without `pip install -e .`: use the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import tinygrad_lite as tl
 
 N, D, K = 100, 2, 3  # points per class, input dimension, classes
 HIDDEN = 100

@@ -56,7 +56,8 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
     if step == 0:
         raise ValueError("arange: step must be non-zero")
     values = np.arange(start, stop, step)
-    return _make(values, dt.to_dtype(dtype) or dt.infer(values), device, requires_grad)
+    default = dt.float32 if values.dtype.kind == "f" else dt.int64  # PyTorch's defaults
+    return _make(values, dt.to_dtype(dtype) or default, device, requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):

@@ -45,15 +45,19 @@ class Min(Max):
     OP = S.MIN
 
 
-def _logsumexp(k, x, axes):
-    """log(sum(exp(x))) over axes, kept dims; shifted by the max so exp never overflows."""
+def _shifted_exp(k, x, axes):
+    """(m, e, s) with m the max over axes (kept dims), e = exp(x - m), s = sum(e): the shift by
+    the max keeps exp from overflowing and puts the largest term at exactly 1."""
     m = k.reduce(S.MAX, x, axes, True)
     big = np.finfo(x.dtype).max  # an all -inf row shifts by a finite number, not by -inf
-    finite = k.elementwise(S.CLIP, (m, k.full((), -big, x.dtype), k.full((), big, x.dtype)),
-                           x.dtype)
-    e = k.elementwise(S.EXP, (k.elementwise(S.SUB, (x, finite), x.dtype),), x.dtype)
-    s = k.reduce(S.SUM, e, axes, True)
-    return k.elementwise(S.ADD, (k.elementwise(S.LOG, (s,), x.dtype), finite), x.dtype)
+    m = k.elementwise(S.CLIP, (m, k.full((), -big, x.dtype), k.full((), big, x.dtype)), x.dtype)
+    e = k.elementwise(S.EXP, (k.elementwise(S.SUB, (x, m), x.dtype),), x.dtype)
+    return m, e, k.reduce(S.SUM, e, axes, True)
+
+
+def _logsumexp(k, x, axes):
+    m, _, s = _shifted_exp(k, x, axes)
+    return k.elementwise(S.ADD, (k.elementwise(S.LOG, (s,), x.dtype), m), x.dtype)
 
 
 class LogSumExp(Function):
@@ -71,10 +75,9 @@ class LogSumExp(Function):
 
 class Softmax(Function):
     def forward(self, x, axis):
-        k, axes = self.k, (axis,)
-        lse = _logsumexp(k, x, axes)
-        self.y, self.axes = k.elementwise(S.EXP, (k.elementwise(S.SUB, (x, lse), x.dtype),),
-                                          x.dtype), axes
+        k, self.axes = self.k, (axis,)
+        _, e, s = _shifted_exp(k, x, self.axes)
+        self.y = k.elementwise(S.DIV, (e, s), x.dtype)
         return self.y
 
     def backward(self, g):  # y * (g - sum(g * y))
@@ -86,7 +89,9 @@ class Softmax(Function):
 class LogSoftmax(Function):
     def forward(self, x, axis):
         k, self.axes = self.k, (axis,)
-        self.y = k.elementwise(S.SUB, (x, _logsumexp(k, x, self.axes)), x.dtype)
+        m, _, s = _shifted_exp(k, x, self.axes)
+        shifted = k.elementwise(S.SUB, (x, m), x.dtype)
+        self.y = k.elementwise(S.SUB, (shifted, k.elementwise(S.LOG, (s,), x.dtype)), x.dtype)
         return self.y
 
     def backward(self, g):  # g - softmax * sum(g)

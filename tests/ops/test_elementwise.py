@@ -1,0 +1,132 @@
+"""Element-wise ops: forward matches NumPy, gradients match centred differences (broadcasting
+included), on the CPU and on the (simulated) CUDA device."""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinygrad_lite as tl
+from helpers import (assert_gradcheck, away_from_zero, broadcast_pair, device_param, run,
+                     shapes, values)
+
+BINARY = {
+    "add": (lambda a, b: a + b, np.add),
+    "sub": (lambda a, b: a - b, np.subtract),
+    "mul": (lambda a, b: a * b, np.multiply),
+    "div": (lambda a, b: a / b, np.divide),
+    "pow": (lambda a, b: a ** b, np.power),
+    "maximum": (lambda a, b: a.maximum(b), np.maximum),
+    "minimum": (lambda a, b: a.minimum(b), np.minimum),
+}
+
+
+def binary_operands(data, device, name):
+    (sa, sb), out = data.draw(broadcast_pair(device))
+    if name == "pow":
+        return data.draw(values(sa, 0.5, 2.0)), data.draw(values(sb, -2.0, 2.0))
+    a = data.draw(values(sa))
+    b = data.draw(away_from_zero(sb) if name == "div" else values(sb))
+    if name in ("maximum", "minimum"):  # ties have no derivative: keep the operands apart
+        assume(np.all(np.abs(np.broadcast_to(a, out) - np.broadcast_to(b, out)) > 1e-3))
+    return a, b
+
+
+@device_param
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data())
+def test_binary_forward_and_gradient(device, name, data):
+    fn, reference = BINARY[name]
+    a, b = binary_operands(data, device, name)
+    np.testing.assert_allclose(run(fn, [a, b], device), reference(a, b), rtol=1e-12, atol=1e-12)
+    assert_gradcheck(fn, [a, b], device)
+
+
+UNARY = {
+    "neg": (lambda x: -x, np.negative, values),
+    "exp": (lambda x: x.exp(), np.exp, values),
+    "log": (lambda x: x.log(), np.log, lambda s: values(s, 0.1, 5.0)),
+    "sqrt": (lambda x: x.sqrt(), np.sqrt, lambda s: values(s, 0.1, 5.0)),
+    "abs": (lambda x: x.abs(), np.abs, away_from_zero),
+    "clip": (lambda x: x.clip(-1.0, 1.0), lambda x: np.clip(x, -1, 1),
+             lambda s: away_from_zero(s, 0.1, 3.0).filter(
+                 lambda x: np.all(np.abs(np.abs(x) - 1) > 1e-3))),
+}
+
+
+@device_param
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data())
+def test_unary_forward_and_gradient(device, name, data):
+    fn, reference, strategy = UNARY[name]
+    x = data.draw(strategy(data.draw(shapes(device))))
+    np.testing.assert_allclose(run(fn, [x], device), reference(x), rtol=1e-12, atol=1e-12)
+    assert_gradcheck(fn, [x], device)
+
+
+@device_param
+@given(data=st.data())
+def test_where_forward_and_gradient(device, data):
+    (sc, sa, sb), _ = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3,
+                                                                  max_side=2))
+    cond = data.draw(hnp.arrays(np.bool_, sc))
+    a, b = data.draw(values(sa)), data.draw(values(sb))
+    c = tl.Tensor(cond, device=device)
+    fn = lambda x, y: tl.where(c, x, y)  # noqa: E731
+    np.testing.assert_allclose(run(fn, [a, b], device), np.where(cond, a, b))
+    assert_gradcheck(fn, [a, b], device)
+
+
+@device_param
+def test_scalars_on_either_side(device):
+    x = tl.Tensor([1.0, 2.0, 4.0], device=device)
+    np.testing.assert_allclose((2 - x).numpy(), [1, 0, -2])
+    np.testing.assert_allclose((1 / x).numpy(), [1, 0.5, 0.25])
+    np.testing.assert_allclose((2 ** x).numpy(), [2, 4, 16])
+    np.testing.assert_allclose((x * 0.5 + 1).numpy(), [1.5, 2, 3])
+    assert (x * 2).dtype == tl.float32 and (x * 2.5).dtype == tl.float32
+
+
+@device_param
+def test_comparisons_give_bool_and_no_gradient(device):
+    x = tl.Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    for op, ref in [(x < 2, [1, 0, 0]), (x <= 2, [1, 1, 0]), (x > 2, [0, 0, 1]),
+                    (x >= 2, [0, 1, 1]), (x == 2, [0, 1, 0]), (x != 2, [1, 0, 1])]:
+        assert op.dtype == tl.bool_ and not op.requires_grad
+        np.testing.assert_array_equal(op.numpy(), np.array(ref, bool))
+
+
+@device_param
+def test_maximum_tie_splits_gradient(device):
+    a = tl.Tensor([1.0, 2.0], device=device, requires_grad=True)
+    b = tl.Tensor([1.0, 3.0], device=device, requires_grad=True)
+    a.maximum(b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [0.5, 0.0])
+    np.testing.assert_allclose(b.grad.numpy(), [0.5, 1.0])
+
+
+def test_integer_tensors_promote():
+    i = tl.Tensor([1, 2, 3])
+    assert i.dtype == tl.int64 and (i + 1).dtype == tl.int64
+    assert (i * 0.5).dtype == tl.float32 and (i / 2).dtype == tl.float32
+    np.testing.assert_allclose((i / 2).numpy(), [0.5, 1, 1.5])
+    assert (i + tl.Tensor([1.0, 1.0, 1.0])).dtype == tl.float32
+
+
+def test_broadcast_mismatch_names_op_and_shapes():
+    with pytest.raises(ValueError, match=r"mul.*\(2, 3\).*\(4,\)"):
+        tl.zeros(2, 3) * tl.zeros(4)
+
+
+def test_clip_needs_a_bound_and_log_of_zero_is_minus_inf():
+    with pytest.raises(ValueError, match="clip"):
+        tl.zeros(2).clip()
+    assert tl.Tensor([0.0]).log().item() == -np.inf
+
+
+def test_large_arrays_use_the_parallel_kernel():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((300, 257)), rng.standard_normal((257,))
+    out = (tl.Tensor(a) * tl.Tensor(b) + 1.0).exp().numpy()
+    np.testing.assert_allclose(out, np.exp(a.astype(np.float32) * b.astype(np.float32) + 1),
+                               rtol=1e-5)

@@ -1,0 +1,65 @@
+"""Tensor creation, dtypes, conversion and the PyTorch-style surface."""
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+
+
+def test_creation_and_dtypes():
+    assert tl.Tensor([1.0, 2.0]).dtype == tl.float32
+    assert tl.Tensor(np.zeros(2)).dtype == tl.float64  # float64 arrays keep their precision
+    assert tl.Tensor([1, 2]).dtype == tl.int64 and tl.Tensor([True]).dtype == tl.bool_
+    assert tl.Tensor([1, 2], dtype="float64").dtype == tl.float64
+    t = tl.zeros(2, 3)
+    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and t.device == "cpu"
+    np.testing.assert_array_equal(tl.ones((2,)).numpy(), [1, 1])
+    np.testing.assert_array_equal(tl.full((2,), 7.0).numpy(), [7, 7])
+    np.testing.assert_array_equal(tl.arange(5).numpy(), np.arange(5))
+    np.testing.assert_array_equal(tl.eye(3).numpy(), np.eye(3))
+    assert tl.tensor(3.5).item() == 3.5
+    assert tl.arange(0, 1, 0.25).dtype == tl.float32
+
+
+def test_random_is_seeded():
+    tl.manual_seed(42)
+    a = (tl.rand(3).numpy(), tl.randn(3).numpy(), tl.uniform(3, low=2, high=3).numpy(),
+         tl.normal(3, mean=5, std=0.1).numpy())
+    tl.manual_seed(42)
+    b = (tl.rand(3).numpy(), tl.randn(3).numpy(), tl.uniform(3, low=2, high=3).numpy(),
+         tl.normal(3, mean=5, std=0.1).numpy())
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert np.all((a[2] >= 2) & (a[2] < 3)) and abs(a[3].mean() - 5) < 1
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(TypeError, match="dtype"):
+        tl.Tensor([1.0], dtype="complex64")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        tl.zeros(2, device="tpu")
+    with pytest.raises(TypeError, match="only float32/float64 tensors can require gradients"):
+        tl.Tensor([1, 2], requires_grad=True)
+    with pytest.raises(ValueError, match="negative dimension"):
+        tl.zeros(-1)
+    with pytest.raises(ValueError, match="item"):
+        tl.zeros(2).item()
+    with pytest.raises(TypeError, match="Tensor: cannot convert"):
+        tl.Tensor(["a"], dtype="float32")
+
+
+def test_astype_and_repr():
+    x = tl.Tensor([1.5, -2.5])
+    assert x.long().dtype == tl.int64 and x.double().dtype == tl.float64
+    np.testing.assert_array_equal(x.long().numpy(), [1, -2])
+    assert "requires_grad=True" in repr(tl.zeros(1, requires_grad=True))
+    assert x.tolist() == [1.5, -2.5] and len(x) == 2
+
+
+def test_float64_gradients_stay_float64():
+    x = tl.Tensor([1.0, 2.0], dtype=tl.float64, requires_grad=True)
+    (x * x).sum().backward()
+    assert x.grad.dtype == tl.float64
+    y = tl.Tensor([1.0, 2.0], requires_grad=True)
+    (y.double() * 3).sum().backward()
+    assert y.grad.dtype == tl.float32
+    np.testing.assert_array_equal(y.grad.numpy(), [3, 3])

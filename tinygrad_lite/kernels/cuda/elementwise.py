@@ -1,0 +1,53 @@
+"""Element-wise CUDA kernel: one grid-stride loop for every unary, binary and ternary op in
+`kernels.scalar`, over the broadcast plan that `kernels.plan` shares with the CPU kernel."""
+import numpy as np
+from numba import cuda
+
+from .. import scalar
+from ..plan import broadcast_plan
+from .jit import device, kernel, launch
+from .memory import empty, flat
+from .movement import expand
+
+_unary, _binary, _ternary = device(scalar.unary), device(scalar.binary), device(scalar.ternary)
+
+
+@cuda.jit(device=True)
+def _apply(arity, op, x, y, z):
+    if arity == 1:
+        return _unary(op, x)
+    if arity == 2:
+        return _binary(op, x, y)
+    return _ternary(op, x, y, z)
+
+
+@kernel
+def _elementwise(arity, op, a, sa, b, sb, c, sc, out, dims):
+    # One thread per output element; (i, j, k) is its position in the (n0, n1, n2) plan.
+    plane, n2 = dims[1] * dims[2], dims[2]
+    for t in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        i, r = t // plane, t % plane
+        j, k = r // n2, r % n2
+        out[t] = _apply(arity, op, a[i * sa[0] + j * sa[1] + k * sa[2]],
+                        b[i * sb[0] + j * sb[1] + k * sb[2]],
+                        c[i * sc[0] + j * sc[1] + k * sc[2]])
+
+
+def elementwise(op, arrays, dtype, shape=None):
+    """Apply `op` (a code from kernels.scalar; the arity is len(arrays)) to arrays that
+    broadcast together (and to `shape`, if given); returns a new C-contiguous `dtype` array."""
+    shape = np.broadcast_shapes(*(a.shape for a in arrays), *(() if shape is None else (shape,)))
+    plan = broadcast_plan(shape, tuple(a.shape for a in arrays))
+    if plan is None:  # more than three broadcast groups: expand first (rare)
+        arrays = [expand(a, shape) for a in arrays]
+        plan = broadcast_plan(shape, (shape,) * len(arrays))
+    dims, strides = plan
+    operands = [flat(a) for a in arrays]
+    while len(operands) < 3:  # unused operands: any array, read at offset 0
+        operands.append(operands[0])
+        strides += ((0, 0, 0),)
+    out = empty(shape, dtype)
+    if out.size:
+        launch(_elementwise, out.size)(len(arrays), op, operands[0], strides[0], operands[1],
+                                       strides[1], operands[2], strides[2], flat(out), dims)
+    return out

@@ -1,0 +1,52 @@
+"""Device storage: allocation, fill, and host <-> device copies. Every array is a C-contiguous
+numba.cuda device array; kernels see them flat, through `flat`."""
+import numpy as np
+from numba import cuda
+
+from .jit import kernel, launch
+
+
+def _shape(shape):
+    return tuple(int(s) for s in shape)
+
+
+def empty(shape, dtype):
+    return cuda.device_array(_shape(shape), np.dtype(dtype))
+
+
+@kernel
+def _fill(out, value):
+    for t in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[t] = value
+
+
+def full(shape, value, dtype):
+    dtype = np.dtype(dtype)
+    out = empty(shape, dtype)
+    if out.size:
+        # Converting on the host gives the kernel one signature per dtype, and NumPy's casting.
+        launch(_fill, out.size)(flat(out), dtype.type(value))
+    return out
+
+
+def flat(array):
+    return array.reshape(-1)
+
+
+def from_numpy(array):
+    array = np.asarray(array)
+    # np.ascontiguousarray turns a 0-d array into shape (1,): restore the shape.
+    return cuda.to_device(np.ascontiguousarray(array).reshape(array.shape))
+
+
+def upload(index):
+    """An int64 host index (from kernels.plan) as a flat device array."""
+    return cuda.to_device(np.ascontiguousarray(index, np.int64).reshape(-1))
+
+
+def to_numpy(array):
+    return array.copy_to_host()
+
+
+def is_array(obj):
+    return bool(cuda.devicearray.is_cuda_ndarray(obj))

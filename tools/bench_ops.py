@@ -1,0 +1,171 @@
+"""Forward+backward time of tinygrad_lite ops against plain NumPy doing the same math.
+
+Both sides run in this process on the same inputs, so the ratio says what the engine costs
+over hand-written NumPy (graph recording, dispatch, Numba kernels vs NumPy's loops). Each
+timing is the median of --repeat runs, taken after a warm-up call so that Numba compilation
+(or loading its on-disk cache) is excluded; that first call is reported in its own column.
+No assertions: timings are information, not tests.
+
+    python tools/bench_ops.py [--repeat 7] [--quick]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+try:
+    import tinygrad_lite as tl
+except ImportError:  # run from a checkout without `pip install -e .`: use the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import tinygrad_lite as tl
+
+DISPATCH_TARGET_US = 10.0
+F32 = np.float32
+
+
+def bench(fn, repeat, min_time=0.005):
+    """Median seconds per call. One call warms up; then each repeat loops enough calls to last
+    ~min_time, because a single small call is too close to the clock's resolution."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    inner = max(1, int(min_time / max(time.perf_counter() - t0, 1e-9)))
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    return statistics.median(samples)
+
+
+def first_call(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def leaves(*arrays):
+    return [tl.Tensor(a, requires_grad=True) for a in arrays]
+
+
+def step(out, grad, params):
+    """Backward from a fixed output gradient (no extra sum op to skew the comparison); clear
+    .grad afterwards so that repeats do not time gradient accumulation."""
+    out.backward(gradient=grad)
+    for p in params:
+        p.grad = None
+
+
+def case_elementwise(rng, n):
+    a, b, c = (rng.standard_normal((n, n), dtype=F32) for _ in range(3))
+    g = np.ones((n, n), F32)
+    ta, tb, tc = leaves(a, b, c)
+    tg = tl.Tensor(g)
+
+    def tiny():
+        step((ta * tb + tc).exp(), tg, (ta, tb, tc))
+
+    def ref():  # forward, then the chain rule by hand: d exp = exp, d(a*b) = (b, a)
+        out = np.exp(a * b + c)
+        gu = g * out
+        return gu * b, gu * a, gu
+    return tiny, ref
+
+
+def case_reduce(rng, n, op):
+    x = rng.standard_normal((n, n), dtype=F32)
+    g = np.ones(n, F32)
+    (tx,), tg = leaves(x), tl.Tensor(g)
+    axis = 1 if op == "sum" else 0
+
+    def tiny():
+        step(getattr(tx, op)(axis=axis), tg, (tx,))
+
+    def ref():
+        if op == "sum":  # the gradient of a sum is the output gradient broadcast back
+            x.sum(axis=1)
+            return np.broadcast_to(g[:, None], x.shape).copy()
+        m = x.max(axis=0, keepdims=True)  # the library's tie rule: split among the maxima
+        eq = x == m
+        return eq * (g / eq.sum(axis=0, keepdims=True))
+    return tiny, ref
+
+
+def case_matmul(rng, m, k, n):
+    a, b = rng.standard_normal((m, k), dtype=F32), rng.standard_normal((k, n), dtype=F32)
+    g = np.ones((m, n), F32)
+    ta, tb = leaves(a, b)
+    tg = tl.Tensor(g)
+
+    def tiny():
+        step(ta @ tb, tg, (ta, tb))
+
+    def ref():  # the same 3 GEMMs: C = A B, dA = G B^T, dB = A^T G
+        a @ b
+        return g @ b.T, a.T @ g
+    return tiny, ref
+
+
+def dispatch_us(requires_grad, repeat, loops):
+    """Microseconds per `a * b` on 4 elements: pure per-op overhead, the math is negligible."""
+    a, b = (tl.Tensor(np.arange(1, 5, dtype=F32), requires_grad=requires_grad) for _ in range(2))
+    return bench(lambda: [a * b for _ in range(loops)], repeat) / loops * 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per row (median)")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repeats and no large sizes: a smoke run")
+    args = parser.parse_args()
+    repeat = 3 if args.quick else args.repeat
+    rng = np.random.default_rng(0)
+
+    print(f"cores: {os.cpu_count()}  numba threads: {numba.get_num_threads()}  "
+          f"threading layer: {numba.config.THREADING_LAYER}  numpy {np.__version__}  "
+          f"numba {numba.__version__}  repeat: {repeat}")
+    t0 = time.perf_counter()
+    tl.get_device("cpu").backend  # import the CPU kernel modules: not part of any first call
+    print(f"cpu backend import: {(time.perf_counter() - t0) * 1e3:.1f} ms")
+
+    sizes = ((64, "64x64"),) if args.quick else ((64, "64x64"), (1024, "1024x1024"))
+    rows = []
+    for n, label in sizes:
+        rows.append((f"exp(a*b + c) {label}", case_elementwise(rng, n)))
+    for n, label in sizes:
+        rows.append((f"sum(axis=1) {label}", case_reduce(rng, n, "sum")))
+        rows.append((f"max(axis=0) {label}", case_reduce(rng, n, "max")))
+    rows.append(("matmul 64x64 @ 64x64", case_matmul(rng, 64, 64, 64)))
+    if not args.quick:
+        rows.append(("matmul 1024x512 @ 512x256", case_matmul(rng, 1024, 512, 256)))
+
+    print("\nforward+backward, float32, cpu (first call = compile or cache load, untimed "
+          "in the median; later rows reuse kernels loaded by earlier ones)")
+    print(f"{'op':<28}{'first call':>12}{'tinygrad_lite':>15}{'numpy':>12}{'ratio':>8}")
+    for name, (tiny, ref) in rows:
+        first = first_call(tiny)
+        t_tiny, t_ref = bench(tiny, repeat), bench(ref, repeat)
+        print(f"{name:<28}{first * 1e3:>9.1f} ms{t_tiny * 1e6:>12.1f} us"
+              f"{t_ref * 1e6:>9.1f} us{t_tiny / t_ref:>7.1f}x")
+
+    loops = 200 if args.quick else 1000
+    no_grad_us, grad_us = dispatch_us(False, repeat, loops), dispatch_us(True, repeat, loops)
+    a = np.arange(1, 5, dtype=F32)
+    np_us = bench(lambda: [a * a for _ in range(loops)], repeat) / loops * 1e6
+    print(f"\ndispatch overhead per op (a * b, 4 float32 elements, forward only):")
+    for name, us in (("tinygrad_lite, requires_grad=False", no_grad_us),
+                     ("tinygrad_lite, requires_grad=True", grad_us)):
+        verdict = "meets" if us < DISPATCH_TARGET_US else "MISSES"
+        print(f"  {name:<36}{us:>7.2f} us/op  ({verdict} the < {DISPATCH_TARGET_US:.0f} us "
+              f"target, {us / np_us:.1f}x numpy)")
+    print(f"  {'numpy':<36}{np_us:>7.2f} us/op")
+
+
+if __name__ == "__main__":
+    main()
