@@ -175,10 +175,13 @@ class Tensor:
     def _binary(self, fn, other, reverse=False):
         other = self._operand(other)
         a, b = (other, self) if reverse else (self, other)
-        dtype = dt.promote(a.dtype, b.dtype)
-        if fn in E.FLOAT_ONLY and not dt.is_float(dtype):
-            dtype = dt.float32
-        return fn.apply(a.astype(dtype), b.astype(dtype))
+        dtype = a.dtype
+        if b.dtype != dtype or (fn in E.FLOAT_ONLY and not dt.is_float(dtype)):
+            dtype = dt.promote(a.dtype, b.dtype)
+            if fn in E.FLOAT_ONLY and not dt.is_float(dtype):
+                dtype = dt.float32
+            a, b = a.astype(dtype), b.astype(dtype)
+        return fn.apply(a, b)
 
     def _unary(self, fn):
         x = self if dt.is_float(self.dtype) or fn not in E.FLOAT_ONLY else self.float()

@@ -28,26 +28,24 @@ DISPATCH_TARGET_US = 10.0
 F32 = np.float32
 
 
-def bench(fn, repeat, min_time=0.005):
-    """Median seconds per call. One call warms up; then each repeat loops enough calls to last
-    ~min_time, because a single small call is too close to the clock's resolution."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    inner = max(1, int(min_time / max(time.perf_counter() - t0, 1e-9)))
-    samples = []
-    for _ in range(repeat):
+def bench(fns, repeat, min_time=0.005):
+    """Median seconds per call of each fn. One call warms up; each repeat then loops enough
+    calls to last ~min_time (one small call is too close to the clock's resolution). The fns
+    take turns within every repeat, so a burst of load elsewhere skews both, not the ratio."""
+    inner = []
+    for fn in fns:
+        fn()
         t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
-
-
-def first_call(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+        fn()
+        inner.append(max(1, int(min_time / max(time.perf_counter() - t0, 1e-9))))
+    samples = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, n, out in zip(fns, inner, samples):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            out.append((time.perf_counter() - t0) / n)
+    return [statistics.median(s) for s in samples]
 
 
 def leaves(*arrays):
@@ -112,10 +110,10 @@ def case_matmul(rng, m, k, n):
     return tiny, ref
 
 
-def dispatch_us(requires_grad, repeat, loops):
-    """Microseconds per `a * b` on 4 elements: pure per-op overhead, the math is negligible."""
+def dispatch_loop(requires_grad, loops):
+    """`a * b` on 4 elements, loops times: pure per-op overhead, the math is negligible."""
     a, b = (tl.Tensor(np.arange(1, 5, dtype=F32), requires_grad=requires_grad) for _ in range(2))
-    return bench(lambda: [a * b for _ in range(loops)], repeat) / loops * 1e6
+    return lambda: [a * b for _ in range(loops)]
 
 
 def main():
@@ -134,31 +132,30 @@ def main():
     tl.get_device("cpu").backend  # import the CPU kernel modules: not part of any first call
     print(f"cpu backend import: {(time.perf_counter() - t0) * 1e3:.1f} ms")
 
-    sizes = ((64, "64x64"),) if args.quick else ((64, "64x64"), (1024, "1024x1024"))
-    rows = []
-    for n, label in sizes:
-        rows.append((f"exp(a*b + c) {label}", case_elementwise(rng, n)))
-    for n, label in sizes:
-        rows.append((f"sum(axis=1) {label}", case_reduce(rng, n, "sum")))
-        rows.append((f"max(axis=0) {label}", case_reduce(rng, n, "max")))
-    rows.append(("matmul 64x64 @ 64x64", case_matmul(rng, 64, 64, 64)))
-    if not args.quick:
-        rows.append(("matmul 1024x512 @ 512x256", case_matmul(rng, 1024, 512, 256)))
+    sizes = (64,) if args.quick else (64, 1024)
+    gemms = ((64, 64, 64),) if args.quick else ((64, 64, 64), (1024, 512, 256))
+    rows = [(f"exp(a*b + c) {n}x{n}", case_elementwise(rng, n)) for n in sizes]
+    rows += [(f"{op}(axis={int(op == 'sum')}) {n}x{n}", case_reduce(rng, n, op))
+             for n in sizes for op in ("sum", "max")]
+    rows += [(f"matmul {m}x{k} @ {k}x{n}", case_matmul(rng, m, k, n)) for m, k, n in gemms]
 
     print("\nforward+backward, float32, cpu (first call = compile or cache load, untimed "
           "in the median; later rows reuse kernels loaded by earlier ones)")
     print(f"{'op':<28}{'first call':>12}{'tinygrad_lite':>15}{'numpy':>12}{'ratio':>8}")
     for name, (tiny, ref) in rows:
-        first = first_call(tiny)
-        t_tiny, t_ref = bench(tiny, repeat), bench(ref, repeat)
+        t0 = time.perf_counter()
+        tiny()  # the very first call: Numba compiles, or loads its on-disk cache
+        first = time.perf_counter() - t0
+        t_tiny, t_ref = bench((tiny, ref), repeat)
         print(f"{name:<28}{first * 1e3:>9.1f} ms{t_tiny * 1e6:>12.1f} us"
               f"{t_ref * 1e6:>9.1f} us{t_tiny / t_ref:>7.1f}x")
 
     loops = 200 if args.quick else 1000
-    no_grad_us, grad_us = dispatch_us(False, repeat, loops), dispatch_us(True, repeat, loops)
-    a = np.arange(1, 5, dtype=F32)
-    np_us = bench(lambda: [a * a for _ in range(loops)], repeat) / loops * 1e6
-    print(f"\ndispatch overhead per op (a * b, 4 float32 elements, forward only):")
+    a, b = np.arange(1, 5, dtype=F32), np.arange(1, 5, dtype=F32)
+    no_grad_us, grad_us, np_us = (t / loops * 1e6 for t in bench(
+        (dispatch_loop(False, loops), dispatch_loop(True, loops),
+         lambda: [a * b for _ in range(loops)]), repeat))
+    print("\ndispatch overhead per op (a * b, 4 float32 elements, forward only):")
     for name, us in (("tinygrad_lite, requires_grad=False", no_grad_us),
                      ("tinygrad_lite, requires_grad=True", grad_us)):
         verdict = "meets" if us < DISPATCH_TARGET_US else "MISSES"

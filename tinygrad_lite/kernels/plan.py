@@ -124,3 +124,19 @@ def permute_map(shape, axes):
 @lru_cache(maxsize=1024)
 def expand_map(shape, out_shape):
     return index_map(shape, lambda a: np.broadcast_to(a, out_shape))
+
+
+@lru_cache(maxsize=4096)
+def elementwise_plan(in_shapes, shape=None):
+    """Everything an element-wise launch needs, cached per input shapes (and target shape):
+    (out_shape, dims, strides, expand) with strides padded to three operands (unused ones read
+    offset 0) and expand True when the operands must first be expanded to out_shape."""
+    out_shape = in_shapes[0]
+    if any(s != out_shape for s in in_shapes) or (shape is not None and shape != out_shape):
+        out_shape = tuple(np.broadcast_shapes(*in_shapes, *(() if shape is None else (shape,))))
+    plan = broadcast_plan(out_shape, in_shapes)
+    expand = plan is None
+    if expand:  # more than three broadcast groups (rare): operands get expanded first
+        plan = broadcast_plan(out_shape, (out_shape,) * len(in_shapes))
+    dims, strides = plan
+    return out_shape, dims, strides + ((0, 0, 0),) * (3 - len(strides)), expand

@@ -71,9 +71,12 @@ class Binary(Function):
     OP = None
 
     def forward(self, a, b):
-        broadcast_shape(type(self).__name__.lower(), a.shape, b.shape)
         self.a, self.b = a, b
-        self.out = self.k.elementwise(self.OP, (a, b), a.dtype)
+        try:
+            self.out = self.k.elementwise(self.OP, (a, b), a.dtype)
+        except ValueError:  # say which op and which shapes
+            broadcast_shape(type(self).__name__.lower(), a.shape, b.shape)
+            raise
         return self.out
 
     def backward(self, g):

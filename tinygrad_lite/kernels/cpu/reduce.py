@@ -11,20 +11,39 @@ from .jit import inline, twin
 _step, _better = inline(scalar.reduce_step), inline(scalar.arg_better)
 
 
+CHUNK = 1024  # columns per work item when reducing a non-last axis
+
+
 def _reduce_loop(op, x, out, A, K, B):
-    # One work item per output (a, b); with B == 1 it reads one contiguous row. Sums
-    # accumulate in float64 so that float32 sums of many terms stay accurate.
-    for t in prange(A * B):
-        base = (t // B) * K * B + t % B
+    # Sums accumulate in float64 so that float32 sums of many terms stay accurate.
+    # Slices index from 0, so Numba adds no negative-index guard and the loops vectorise.
+    if B == 1:  # reduce contiguous rows: one work item per row
+        for a in prange(A):
+            row = x[a * K:(a + 1) * K]
+            if op == SUM:
+                acc = 0.0
+                for k in range(K):
+                    acc += row[k]
+            else:
+                acc = row[0]
+                for k in range(1, K):
+                    acc = _step(op, acc, row[k])
+            out[a] = acc
+        return
+    # Reduce a non-last axis: walk the K rows of each (a, column chunk) in memory order, so the
+    # inner loop reads contiguous columns instead of striding by B.
+    chunks = (B + CHUNK - 1) // CHUNK
+    for t in prange(A * chunks):
+        a, part = t // chunks, t % chunks
+        lo, hi = part * CHUNK, min(B, (part + 1) * CHUNK)
+        acc = x[a * K * B + lo:a * K * B + hi].astype(np.float64)
         if op == SUM:
-            acc = 0.0
-            for k in range(K):
-                acc += x[base + k * B]
-        else:
-            acc = x[base]
-            for k in range(1, K):
-                acc = _step(op, acc, x[base + k * B])
-        out[t] = acc
+            acc[:] = 0.0
+        for k in range(1 if op != SUM else 0, K):
+            row = x[(a * K + k) * B + lo:(a * K + k) * B + hi]
+            for b in range(hi - lo):
+                acc[b] = _step(op, acc[b], row[b])
+        out[a * B + lo:a * B + hi] = acc
 
 
 def _argreduce_loop(op, x, out, A, K, B):
@@ -38,7 +57,10 @@ def _argreduce_loop(op, x, out, A, K, B):
         out[t] = arg
 
 
-_reduce, _argreduce = twin(_reduce_loop), twin(_argreduce_loop)
+# reassoc lets LLVM vectorise the sum (summing in a different order, in float64); NaN and inf
+# semantics are untouched.
+_reduce = twin(_reduce_loop, fastmath={"reassoc"})
+_argreduce = twin(_argreduce_loop)
 
 
 def reduce(op, x, axes, keepdims):
