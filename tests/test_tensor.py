@@ -16,7 +16,8 @@ def test_creation_and_dtypes():
     np.testing.assert_array_equal(tl.full((2,), 7.0).numpy(), [7, 7])
     np.testing.assert_array_equal(tl.arange(5).numpy(), np.arange(5))
     np.testing.assert_array_equal(tl.eye(3).numpy(), np.eye(3))
-    assert tl.tensor(3.5).item() == 3.5
+    assert tl.tensor(3.5).item() == 3.5 and tl.tensor(3.5).shape == ()
+    assert tl.zeros(2, 3)[1, 2].shape == () and tl.zeros(2).sum().shape == ()
     assert tl.arange(0, 1, 0.25).dtype == tl.float32
 
 

@@ -109,11 +109,17 @@ def reduced_shape(shape, axes, keepdims):
     return tuple(s for i, s in enumerate(shape) if i not in axes)
 
 
+def contiguous(array):
+    """A C-contiguous version of a NumPy array, copying only when needed; unlike
+    np.ascontiguousarray it keeps 0-d arrays 0-d."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
 def index_map(shape, view):
     """Flat source index of every element of `view(source)`, where `view` is any NumPy
     movement (transpose, slicing, integer or boolean indexing, broadcast_to). Devices that cannot
     take NumPy views (CUDA) gather with it; scatter-add with it is the gradient of the move."""
-    return np.ascontiguousarray(view(np.arange(prod(shape), dtype=np.int64).reshape(shape)))
+    return contiguous(np.asarray(view(np.arange(prod(shape), dtype=np.int64).reshape(shape))))
 
 
 @lru_cache(maxsize=1024)

@@ -31,8 +31,8 @@ def unary(op, x):
         return math.sqrt(x) if x >= 0 else math.nan
     if op == ABS:
         return abs(x)
-    if op == SIGN:
-        return (x > 0) - (x < 0)
+    if op == SIGN:  # NaN stays NaN (x * 0.0)
+        return 1.0 if x > 0 else (-1.0 if x < 0 else x * 0.0)
     return x * x  # SQUARE
 
 

@@ -9,6 +9,7 @@ from .elementwise import elementwise
 from .matmul import matmul
 from .movement import cat, expand, getitem, pad, permute, reshape, scatter_add
 from .reduce import argreduce, reduce
+from ..plan import contiguous
 
 NAME = "cpu"
 
@@ -22,7 +23,7 @@ def full(shape, value, dtype):
 
 
 def from_numpy(array):
-    return np.ascontiguousarray(array)
+    return contiguous(np.asarray(array))
 
 
 def to_numpy(array):

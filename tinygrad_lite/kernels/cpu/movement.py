@@ -39,5 +39,5 @@ def _scatter_add_loop(out, index, values):
 def scatter_add(shape, index, values):
     """out = zeros(shape); out.flat[index[i]] += values.flat[i] for every i."""
     out = np.zeros(int(np.prod(shape)), values.dtype)
-    _scatter_add_loop(out, index.reshape(-1), np.ascontiguousarray(values).reshape(-1))
+    _scatter_add_loop(out, index.reshape(-1), values.ravel())
     return out.reshape(shape)

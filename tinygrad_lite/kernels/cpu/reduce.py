@@ -5,7 +5,7 @@ from numba import prange
 
 from .. import scalar
 from ..scalar import SUM
-from ..plan import reduce_plan, reduced_shape
+from ..plan import contiguous, reduce_plan, reduced_shape
 from .jit import inline, twin
 
 _step, _better = inline(scalar.reduce_step), inline(scalar.arg_better)
@@ -66,7 +66,7 @@ _argreduce = twin(_argreduce_loop)
 def reduce(op, x, axes, keepdims):
     """Reduce `x` over `axes` (a sorted tuple of non-negative ints) with SUM, MAX or MIN."""
     shape = reduced_shape(x.shape, axes, keepdims)
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     for A, K, B in reduce_plan(x.shape, axes):
         out = np.zeros(A * B, x.dtype)
         if K:
@@ -77,7 +77,7 @@ def reduce(op, x, axes, keepdims):
 
 def argreduce(op, x, axis):
     """Index of the max (op MAX) or min (op MIN) along `axis`; the first one on ties."""
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     A, K, B = reduce_plan(x.shape, (axis,))[0]
     out = np.empty(A * B, np.int64)
     _argreduce(x.size)(op, x.reshape(-1), out, A, K, B)

@@ -1,10 +1,9 @@
 """Element-wise CUDA kernel: one grid-stride loop for every unary, binary and ternary op in
 `kernels.scalar`, over the broadcast plan that `kernels.plan` shares with the CPU kernel."""
-import numpy as np
 from numba import cuda
 
 from .. import scalar
-from ..plan import broadcast_plan
+from ..plan import elementwise_plan
 from .jit import device, kernel, launch
 from .memory import empty, flat
 from .movement import expand
@@ -36,17 +35,13 @@ def _elementwise(arity, op, a, sa, b, sb, c, sc, out, dims):
 def elementwise(op, arrays, dtype, shape=None):
     """Apply `op` (a code from kernels.scalar; the arity is len(arrays)) to arrays that
     broadcast together (and to `shape`, if given); returns a new C-contiguous `dtype` array."""
-    shape = np.broadcast_shapes(*(a.shape for a in arrays), *(() if shape is None else (shape,)))
-    plan = broadcast_plan(shape, tuple(a.shape for a in arrays))
-    if plan is None:  # more than three broadcast groups: expand first (rare)
-        arrays = [expand(a, shape) for a in arrays]
-        plan = broadcast_plan(shape, (shape,) * len(arrays))
-    dims, strides = plan
+    out_shape, dims, strides, expand_first = elementwise_plan(
+        tuple(a.shape for a in arrays), None if shape is None else tuple(shape))
+    if expand_first:
+        arrays = [expand(a, out_shape) for a in arrays]
     operands = [flat(a) for a in arrays]
-    while len(operands) < 3:  # unused operands: any array, read at offset 0
-        operands.append(operands[0])
-        strides += ((0, 0, 0),)
-    out = empty(shape, dtype)
+    operands += operands[:1] * (3 - len(operands))  # unused operands: read at offset 0
+    out = empty(out_shape, dtype)
     if out.size:
         launch(_elementwise, out.size)(len(arrays), op, operands[0], strides[0], operands[1],
                                        strides[1], operands[2], strides[2], flat(out), dims)

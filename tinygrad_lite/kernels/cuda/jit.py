@@ -14,7 +14,9 @@ THREADS = 256
 # the rest, so a launch never needs more.
 MAX_BLOCKS = 1024
 
-kernel = cuda.jit(cache=True)
+# No on-disk cache: Numba would check only the timestamp of the kernel's own file, not of the
+# scalar.py it inlines, and serve stale code after an edit there. GPU compiles are quick.
+kernel = cuda.jit
 
 
 def launch(fn, size):
@@ -37,14 +39,16 @@ def device(fn):
     """Compile one of kernels.scalar's functions as a CUDA device function.
 
     On a GPU this is just cuda.jit(device=True). The simulator runs the same Python on NumPy
-    scalars instead, where `math` raises and NumPy warns on what the GPU silently answers with
-    inf or nan; there the function runs with NumPy's math and floating-point errors ignored, so
-    that the simulator computes what the hardware does."""
+    scalars instead, which differ from compiled Numba in two ways fixed here: `math` raises and
+    NumPy warns where the GPU answers inf or nan (so: NumPy's math, errors ignored), and NumPy
+    bools stay bool under + and * and refuse - where Numba promotes them to int (so: bools
+    enter as ints)."""
     if SIMULATOR:
         plain = types.FunctionType(fn.__code__, {**fn.__globals__, "math": _SimMath()},
                                    fn.__name__, fn.__defaults__)
 
         def simulated(*args):
+            args = [int(a) if isinstance(a, (bool, np.bool_)) else a for a in args]
             with np.errstate(all="ignore"):
                 return plain(*args)
 

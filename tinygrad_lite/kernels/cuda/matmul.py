@@ -4,10 +4,12 @@ from math import prod
 import numpy as np
 from numba import cuda
 
-from .jit import kernel
+from .jit import SIMULATOR, kernel
 from .memory import empty
 
-TILE = 16  # a TILE x TILE block computes a TILE x TILE tile of the output
+# A TILE x TILE block computes a TILE x TILE tile of the output. The simulator runs every
+# thread as a Python thread, so it gets small tiles; the kernel is the same.
+TILE = 4 if SIMULATOR else 16
 MAX_GRID_Z = 65535  # the hardware limit on gridDim.z; a stride loop covers larger batches
 
 
@@ -25,9 +27,14 @@ def _matmul(a, b, out):
     for z in range(cuda.blockIdx.z, a.shape[0], cuda.gridDim.z):
         acc[0] = 0
         for k0 in range(0, K, TILE):
-            # Out-of-range threads load zeros but still reach both barriers.
-            ta[ty, tx] = a[z, row, k0 + tx] if row < M and k0 + tx < K else 0
-            tb[ty, tx] = b[z, k0 + ty, col] if k0 + ty < K and col < N else 0
+            # Out-of-range threads load zeros but still reach both barriers. (Statements, not
+            # `x if c else 0`, whose int/float unification would round-trip through float64.)
+            ta[ty, tx] = 0
+            tb[ty, tx] = 0
+            if row < M and k0 + tx < K:
+                ta[ty, tx] = a[z, row, k0 + tx]
+            if k0 + ty < K and col < N:
+                tb[ty, tx] = b[z, k0 + ty, col]
             cuda.syncthreads()
             for kk in range(TILE):
                 acc[0] += ta[ty, kk] * tb[kk, tx]

@@ -3,11 +3,19 @@ numba.cuda device array; kernels see them flat, through `flat`."""
 import numpy as np
 from numba import cuda
 
-from .jit import kernel, launch
+from ..plan import contiguous
+from .jit import SIMULATOR, kernel, launch
+
+if SIMULATOR:
+    # A real device array's shape is a plain tuple; the simulator's rejects negative indices
+    # (x.shape[-1]), which code written for NumPy arrays uses. Make it the plain tuple again.
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    FakeCUDAArray.shape = property(lambda self: self._ary.shape)
 
 
 def _shape(shape):
-    return tuple(int(s) for s in shape)
+    return (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
 
 
 def empty(shape, dtype):
@@ -34,9 +42,7 @@ def flat(array):
 
 
 def from_numpy(array):
-    array = np.asarray(array)
-    # np.ascontiguousarray turns a 0-d array into shape (1,): restore the shape.
-    return cuda.to_device(np.ascontiguousarray(array).reshape(array.shape))
+    return cuda.to_device(contiguous(np.asarray(array)))
 
 
 def upload(index):

@@ -69,6 +69,8 @@ def reshape(x, shape):
 
 def permute(x, axes):
     axes = tuple(int(a) for a in axes)
+    if axes == tuple(range(x.ndim)):
+        return x
     return _gathered(x, _permute_index(x.shape, axes), tuple(x.shape[a] for a in axes))
 
 

@@ -16,13 +16,13 @@ _step, _better = device(scalar.reduce_step), device(scalar.arg_better)
 def _reduce(op, x, out, A, K, B):
     # One thread per output (a, b): with B > 1 neighbouring threads read neighbouring addresses
     # (coalesced). Sums accumulate in float64 so that float32 sums of many terms stay accurate;
-    # float() makes that hold on the simulator too, where NumPy would keep float32.
+    # a NumPy float64 start makes that hold on the simulator too (0.0 + float32 stays float32).
     for t in range(cuda.grid(1), A * B, cuda.gridsize(1)):
         base = (t // B) * K * B + t % B
         if op == SUM:
-            total = 0.0
+            total = np.float64(0.0)
             for k in range(K):
-                total += float(x[base + k * B])
+                total += x[base + k * B]
             out[t] = total
         else:
             acc = x[base]
