@@ -1,13 +1,12 @@
-"""The scalar math of every element-wise op, written once for both devices.
+"""The scalar math of every element-wise op and reduction, written once for both devices.
 
-Each function here is plain Python over scalars. The CPU backend compiles them with
-`numba.njit(inline="always")`, the CUDA backend with `numba.cuda.jit(device=True)`, and both
-call them from their own loop (CPU: a prange over chunks; CUDA: a grid-stride loop). An op is
-named by an integer code so that one compiled kernel per arity serves every op: the code is a
-runtime argument, which keeps the on-disk Numba cache valid (closures over functions are never
-cache hits) and the compile count small.
+Each function here is plain Python over scalars. `compile_all(jit)` compiles them all for one
+device (the CPU backend passes `numba.njit(inline="always")`, the CUDA backend
+`numba.cuda.jit(device=True)`), and each backend calls them from its own loop (CPU: a prange
+over chunks; CUDA: a grid-stride loop). An op is named by an integer code.
 """
 import math
+import types
 
 # unary: y = f(x)
 COPY, NEG, EXP, LOG, SQRT, ABS, SIGN, SQUARE = range(8)
@@ -67,6 +66,15 @@ def binary(op, x, y):
     return x / (y + y)
 
 
+def apply(arity, op, x, y, z):
+    """The op of an element-wise kernel with `arity` operands (unused ones are ignored)."""
+    if arity == 1:
+        return unary(op, x)
+    if arity == 2:
+        return binary(op, x, y)
+    return ternary(op, x, y, z)
+
+
 def ternary(op, x, y, z):
     if op == WHERE:
         return y if x else z
@@ -110,3 +118,28 @@ def arg_better(op, x, best):
     if x != x:
         return True
     return x > best if op == MAX else x < best
+
+
+def arg_index(op, x, base, K, B):
+    """Position k of the best of x[base + k * B] for k < K (K >= 1), by arg_better."""
+    best, arg = x[base], 0
+    for k in range(1, K):
+        v = x[base + k * B]
+        if arg_better(op, v, best):
+            best, arg = v, k
+    return arg
+
+
+# Callees before callers: each function is compiled after everything it calls.
+_FUNCTIONS = ("unary", "binary", "ternary", "apply", "reduce_step", "arg_better", "arg_index")
+
+
+def compile_all(jit):
+    """Every function above compiled with `jit`, calling each other's compiled versions
+    (a jitted function resolves its globals when compiled, so each copy gets a scope holding
+    the compiled callees). Returns a namespace: compiled.apply, compiled.reduce_step, ..."""
+    scope = dict(globals())
+    for name in _FUNCTIONS:
+        fn = globals()[name]
+        scope[name] = jit(types.FunctionType(fn.__code__, scope, name, fn.__defaults__))
+    return types.SimpleNamespace(**{name: scope[name] for name in _FUNCTIONS})

@@ -5,23 +5,13 @@ constant so that it vectorises."""
 import numpy as np
 from numba import prange
 
-from .. import scalar
 from ..plan import elementwise_plan
-from .jit import PARALLEL_MIN_SIZE, inline, specialised
+from .jit import PARALLEL_MIN_SIZE, SCALAR, specialised
 
-_unary, _binary, _ternary = inline(scalar.unary), inline(scalar.binary), inline(scalar.ternary)
+_apply = SCALAR.apply
 
 CHUNK = 4096  # elements per parallel work item: big enough to amortise the index arithmetic
 ARITY = OP = 0  # fixed per compiled copy by jit.specialised
-
-
-@inline
-def _apply(arity, op, x, y, z):
-    if arity == 1:
-        return _unary(op, x)
-    if arity == 2:
-        return _binary(op, x, y)
-    return _ternary(op, x, y, z)
 
 
 def _elementwise_loop(a, sa, b, sb, c, sc, out, dims):

@@ -7,6 +7,8 @@ import types
 
 import numba
 
+from .. import scalar
+
 # Below this many elements a parallel launch costs more than it saves (measured: ~3 us to wake
 # the pool against ~0.5 us for a serial call on this 2-core machine).
 PARALLEL_MIN_SIZE = 1 << 15
@@ -17,8 +19,9 @@ PARALLEL_MIN_SIZE = 1 << 15
 _SCALAR_TAG = hashlib.sha1(
     (pathlib.Path(__file__).parent.parent / "scalar.py").read_bytes()).hexdigest()[:10]
 
-inline = numba.njit(cache=True, inline="always", error_model="numpy")
 kernel = numba.njit(cache=True, error_model="numpy")
+# kernels/scalar.py's math, inlined into the kernels that call it
+SCALAR = scalar.compile_all(numba.njit(inline="always", error_model="numpy"))
 
 
 def specialised(fn, parallel=False, options=None, **constants):

@@ -3,12 +3,11 @@ views planned by `kernels.plan.reduce_plan`."""
 import numpy as np
 from numba import prange
 
-from .. import scalar
 from ..scalar import SUM
 from ..plan import contiguous, reduce_plan, reduced_shape
-from .jit import inline, twin
+from .jit import SCALAR, twin
 
-_step, _better = inline(scalar.reduce_step), inline(scalar.arg_better)
+_step, _arg_index = SCALAR.reduce_step, SCALAR.arg_index
 
 
 CHUNK = 1024  # columns per work item when reducing a non-last axis
@@ -48,13 +47,7 @@ def _reduce_loop(op, x, out, A, K, B):
 
 def _argreduce_loop(op, x, out, A, K, B):
     for t in prange(A * B):
-        base = (t // B) * K * B + t % B
-        best, arg = x[base], 0
-        for k in range(1, K):
-            v = x[base + k * B]
-            if _better(op, v, best):
-                best, arg = v, k
-        out[t] = arg
+        out[t] = _arg_index(op, x, (t // B) * K * B + t % B, K, B)
 
 
 # reassoc lets LLVM vectorise the sum (summing in a different order, in float64); NaN and inf

@@ -2,22 +2,12 @@
 `kernels.scalar`, over the broadcast plan that `kernels.plan` shares with the CPU kernel."""
 from numba import cuda
 
-from .. import scalar
 from ..plan import elementwise_plan
-from .jit import device, kernel, launch
+from .jit import SCALAR, kernel, launch
 from .memory import empty, flat
 from .movement import expand
 
-_unary, _binary, _ternary = device(scalar.unary), device(scalar.binary), device(scalar.ternary)
-
-
-@cuda.jit(device=True)
-def _apply(arity, op, x, y, z):
-    if arity == 1:
-        return _unary(op, x)
-    if arity == 2:
-        return _binary(op, x, y)
-    return _ternary(op, x, y, z)
+_apply = SCALAR.apply
 
 
 @kernel

@@ -7,6 +7,8 @@ import numba
 import numpy as np
 from numba import cuda
 
+from .. import scalar
+
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
 THREADS = 256
@@ -54,3 +56,6 @@ def device(fn):
 
         return cuda.jit(device=True)(simulated)
     return cuda.jit(device=True)(fn)
+
+
+SCALAR = scalar.compile_all(device)  # kernels/scalar.py's math as device functions

@@ -3,13 +3,12 @@ views planned by `kernels.plan.reduce_plan`."""
 import numpy as np
 from numba import cuda
 
-from .. import scalar
 from ..plan import reduce_plan, reduced_shape
 from ..scalar import SUM
-from .jit import device, kernel, launch
+from .jit import SCALAR, kernel, launch
 from .memory import empty, flat, full
 
-_step, _better = device(scalar.reduce_step), device(scalar.arg_better)
+_step, _arg_index = SCALAR.reduce_step, SCALAR.arg_index
 
 
 @kernel
@@ -34,13 +33,7 @@ def _reduce(op, x, out, A, K, B):
 @kernel
 def _argreduce(op, x, out, A, K, B):
     for t in range(cuda.grid(1), A * B, cuda.gridsize(1)):
-        base = (t // B) * K * B + t % B
-        best, arg = x[base], 0
-        for k in range(1, K):
-            v = x[base + k * B]
-            if _better(op, v, best):
-                best, arg = v, k
-        out[t] = arg
+        out[t] = _arg_index(op, x, (t // B) * K * B + t % B, K, B)
 
 
 def reduce(op, x, axes, keepdims):
