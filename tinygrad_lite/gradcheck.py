@@ -73,8 +73,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         rel = np.where(diff == 0, 0.0, rel)
         if rel.size and rel.max() >= worst_err:
             j = int(np.argmax(rel))
-            worst_err, worst = float(rel[j]), (i, np.unravel_index(j, base.shape),
-                                               float(analytic[j]), float(numeric[j]))
+            index = tuple(int(n) for n in np.unravel_index(j, base.shape))
+            worst_err, worst = float(rel[j]), (i, index, float(analytic[j]), float(numeric[j]))
         analytic_all.append(analytic.reshape(base.shape))
         numeric_all.append(numeric.reshape(base.shape))
     return GradcheckResult(passed, worst_err, worst, analytic_all, numeric_all)
