@@ -33,7 +33,8 @@ def to_dtype(dtype):
     try:
         d = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"unknown dtype {dtype!r}: expected float32, float64, int64 or bool") from None
+        raise TypeError(f"unknown dtype {dtype!r}: expected float32, float64, int64 "
+                        "or bool") from None
     if d not in SUPPORTED:
         raise TypeError(f"dtype {d} is not supported: expected float32, float64, int64 or bool")
     return d

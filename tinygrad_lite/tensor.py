@@ -253,8 +253,8 @@ class Tensor:
         axes = self._axes("var", axis)
         count = prod(self.shape[a] for a in axes)
         centred = self - self.mean(axes, keepdims=True)
-        return (centred * centred).sum(axes, keepdims) * (1.0 / max(count - correction, 0)
-                                                            if count > correction else float("nan"))
+        scale = 1.0 / (count - correction) if count > correction else float("nan")
+        return (centred * centred).sum(axes, keepdims) * scale
 
     def std(self, axis=None, keepdims=False, correction=1):
         return self.var(axis, keepdims, correction).sqrt()
@@ -326,7 +326,8 @@ class Tensor:
 
     def permute(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if len(axes) != self.ndim or sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+        if len(axes) != self.ndim or sorted(
+                a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
             raise ValueError(f"permute: {tuple(axes)} is not a permutation of the "
                              f"{self.ndim} dimensions of shape {self.shape}")
         axes = tuple(a % self.ndim for a in axes)

@@ -3,7 +3,6 @@
 Forward and backward both run the fused element-wise kernel of kernels.scalar; gradients of
 broadcast operands are summed back to the operand's shape by `sum_to_shape`.
 """
-import numpy as np
 
 from .. import dtype as dt
 from ..autograd import Function

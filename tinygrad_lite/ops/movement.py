@@ -6,7 +6,6 @@ from math import prod
 import numpy as np
 
 from ..autograd import Function
-from ..kernels import scalar as S
 from ..kernels.plan import index_map
 from .elementwise import sum_to_shape
 
@@ -117,7 +116,8 @@ def normalize_key(x, key):
     try:  # NumPy's own indexing rules, checked on a zero-stride stand-in that costs no memory
         stand_in[key]
     except IndexError as e:
-        raise IndexError(f"getitem: index {key!r} is invalid for shape {tuple(x.shape)}: {e}") from None
+        raise IndexError(f"getitem: index {key!r} is invalid for shape {tuple(x.shape)}: "
+                         f"{e}") from None
     return key
 
 

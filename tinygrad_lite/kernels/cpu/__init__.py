@@ -13,6 +13,11 @@ from ..plan import contiguous
 
 NAME = "cpu"
 
+# The backend API, identical in kernels/cpu and kernels/cuda (see kernels/__init__.py).
+__all__ = ["NAME", "empty", "full", "from_numpy", "to_numpy", "is_array", "elementwise",
+           "reduce", "argreduce", "matmul", "reshape", "permute", "expand", "getitem", "cat",
+           "pad", "scatter_add"]
+
 
 def empty(shape, dtype):
     return np.empty(shape, dtype)
