@@ -3,21 +3,50 @@
 Each function here is plain Python over scalars. `compile_all(jit)` compiles them all for one
 device (the CPU backend passes `numba.njit(inline="always")`, the CUDA backend
 `numba.cuda.jit(device=True)`), and each backend calls them from its own loop (CPU: a prange
-over chunks; CUDA: a grid-stride loop). An op is named by an integer code.
+over chunks; CUDA: a grid-stride loop).
+
+An op is named by an integer code that is unique across arities: the code says how many
+operands the op reads (`arity(op)`), so a kernel never needs to be told. Constant parameters
+(a slope, an alpha) are not operands: every kernel passes one scalar `p` to every op, and the
+ops that have a parameter read it (0.0 for the others).
 """
 import math
 import types
 
+_BLOCK = 32  # codes of arity n are (n - 1) * _BLOCK + i, i < _BLOCK
+
 # unary: y = f(x)
-COPY, NEG, EXP, LOG, SQRT, ABS, SIGN, SQUARE = range(8)
-# binary: z = f(x, y)
-ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE, SQRT_GRAD = range(14)
+COPY, NEG, EXP, LOG, SQRT, ABS, SIGN, SQUARE, RELU, SIGMOID, TANH, LEAKY_RELU = range(12)
+# binary: z = f(x, y). *_GRAD ops take x = upstream gradient and y = what forward saved.
+(ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE, SQRT_GRAD, STD_GRAD,
+ RELU_GRAD, SIGMOID_GRAD, TANH_GRAD, LEAKY_RELU_GRAD) = range(_BLOCK, _BLOCK + 19)
 # ternary: w = f(x, y, z)
-(WHERE, CLIP, IN_RANGE, DIV_GRAD_B, POW_GRAD_BASE, POW_GRAD_EXP, MAXIMUM_GRAD, MINIMUM_GRAD,
- TIE_SHARE) = range(9)
+(WHERE, CLIP, IN_RANGE, DIV_GRAD_B, POW_GRAD_BASE, MAXIMUM_GRAD, MINIMUM_GRAD,
+ TIE_SHARE) = range(2 * _BLOCK, 2 * _BLOCK + 8)
+# quaternary: v = f(x, y, z, w)
+(POW_GRAD_EXP,) = range(3 * _BLOCK, 3 * _BLOCK + 1)
+
+_COUNTS = (12, 19, 8, 1)  # how many codes each arity defines
+MAX_ARITY = len(_COUNTS)
 
 
-def unary(op, x):
+def arity(op):
+    """How many operands op reads; ValueError for a code no op has."""
+    if isinstance(op, int) and op >= 0:
+        n, i = divmod(op, _BLOCK)
+        if n < MAX_ARITY and i < _COUNTS[n]:
+            return n + 1
+    raise ValueError(f"elementwise: unknown op code {op!r}")
+
+
+def check(op, count):
+    """Raise unless op is a known code that reads exactly `count` operands."""
+    n = arity(op)
+    if n != count:
+        raise ValueError(f"elementwise: op code {op} reads {n} operand(s), got {count}")
+
+
+def unary(op, x, p):
     if op == COPY:
         return x
     if op == NEG:
@@ -32,10 +61,22 @@ def unary(op, x):
         return abs(x)
     if op == SIGN:  # NaN stays NaN (x * 0.0)
         return 1.0 if x > 0 else (-1.0 if x < 0 else x * 0.0)
-    return x * x  # SQUARE
+    if op == SQUARE:
+        return x * x
+    if op == RELU:  # NaN propagates
+        return 0.0 * x if x <= 0 else x
+    if op == SIGMOID:  # exp of a non-positive number only: no overflow for any x
+        if x >= 0:
+            return 1.0 / (1.0 + math.exp(-x))
+        e = math.exp(x)
+        return e / (1.0 + e)
+    if op == TANH:
+        return math.tanh(x)
+    # LEAKY_RELU, p = negative slope
+    return x if x > 0 else x * p
 
 
-def binary(op, x, y):
+def binary(op, x, y, p):
     if op == ADD:
         return x + y
     if op == SUB:
@@ -62,32 +103,32 @@ def binary(op, x, y):
         return x > y
     if op == GE:
         return x >= y
-    # SQRT_GRAD: x = upstream grad, y = sqrt output
-    return x / (y + y)
+    if op == SQRT_GRAD:  # y = sqrt output
+        return x / (y + y)
+    if op == STD_GRAD:  # y = std output; 0 where std is 0, as PyTorch: a constant row gives 0
+        return x / (y + y) if y != 0 else 0.0 * x
+    if op == RELU_GRAD:  # y = relu input; the gradient at 0 is 0
+        return x if y > 0 else 0.0 * x
+    if op == SIGMOID_GRAD:  # y = sigmoid output
+        return x * y * (1.0 - y)
+    if op == TANH_GRAD:  # y = tanh output
+        return x * (1.0 - y * y)
+    # LEAKY_RELU_GRAD, y = input, p = negative slope
+    return x if y > 0 else x * p
 
 
-def apply(arity, op, x, y, z):
-    """The op of an element-wise kernel with `arity` operands (unused ones are ignored)."""
-    if arity == 1:
-        return unary(op, x)
-    if arity == 2:
-        return binary(op, x, y)
-    return ternary(op, x, y, z)
-
-
-def ternary(op, x, y, z):
+def ternary(op, x, y, z, p):
     if op == WHERE:
         return y if x else z
-    if op == CLIP:  # min(max(x, lo), hi), NaN kept
-        return y if x < y else (z if x > z else x)
+    if op == CLIP:  # min(max(x, lo), hi) with NaN kept: all hi when lo > hi, as in PyTorch
+        low = y if x < y else x
+        return z if low > z else low
     if op == IN_RANGE:  # 1 where lo <= x <= hi: the pass-through mask of clip's gradient
         return 1.0 if (x >= y and x <= z) else 0.0
     if op == DIV_GRAD_B:  # x = upstream grad, y = numerator, z = denominator
         return -x * y / (z * z)
     if op == POW_GRAD_BASE:  # x = upstream grad, y = base, z = exponent
         return x * z * y ** (z - 1) if z != 0 else 0.0 * x
-    if op == POW_GRAD_EXP:  # x = upstream grad, y = base, z = pow output; 0 where output is 0
-        return x * z * math.log(y) if z != 0 else 0.0 * x
     # d max(y, z) / dy: 1 where y wins, 1/2 on a tie (split evenly, as PyTorch does), else 0
     if op == MAXIMUM_GRAD:  # x = upstream grad, y = this input, z = the other input
         return x * (1.0 if y > z else (0.5 if y == z else 0.0))
@@ -97,8 +138,28 @@ def ternary(op, x, y, z):
     return z if x == y else 0.0 * z
 
 
+def quaternary(op, x, y, z, w, p):
+    # POW_GRAD_EXP: x = upstream grad, y = base, z = exponent, w = pow output. PyTorch's rule:
+    # 0 where base == 0 and exponent >= 0 (so 0 ** 0 has d/d exponent 0, not -inf).
+    if y == 0 and z >= 0:
+        return 0.0 * x
+    return x * w * math.log(y) if y > 0 else x * w * (-math.inf if y == 0 else math.nan)
+
+
+def apply(op, x, y, z, w, p):
+    """The op named by `op`, on as many of x, y, z, w as it reads; p is its parameter."""
+    if op < _BLOCK:
+        return unary(op, x, p)
+    if op < 2 * _BLOCK:
+        return binary(op, x, y, p)
+    if op < 3 * _BLOCK:
+        return ternary(op, x, y, z, p)
+    return quaternary(op, x, y, z, w, p)
+
+
 # reductions: over the middle axis of an (A, K, B) view
 SUM, MAX, MIN = range(3)
+REDUCTIONS = (SUM, MAX, MIN)
 
 
 def reduce_step(op, acc, x):
@@ -131,7 +192,8 @@ def arg_index(op, x, base, K, B):
 
 
 # Callees before callers: each function is compiled after everything it calls.
-_FUNCTIONS = ("unary", "binary", "ternary", "apply", "reduce_step", "arg_better", "arg_index")
+_FUNCTIONS = ("unary", "binary", "ternary", "quaternary", "apply", "reduce_step", "arg_better",
+              "arg_index")
 
 
 def compile_all(jit):

@@ -7,16 +7,16 @@ import numpy as np
 
 from .elementwise import elementwise
 from .matmul import matmul
-from .movement import cat, expand, getitem, pad, permute, reshape, scatter_add
+from .movement import cat, expand, getitem, index_add, pad, permute, reshape
 from .reduce import argreduce, reduce
 from ..plan import contiguous
 
 NAME = "cpu"
 
 # The backend API, identical in kernels/cpu and kernels/cuda (see kernels/__init__.py).
-__all__ = ["NAME", "empty", "full", "from_numpy", "to_numpy", "is_array", "elementwise",
-           "reduce", "argreduce", "matmul", "reshape", "permute", "expand", "getitem", "cat",
-           "pad", "scatter_add"]
+__all__ = ["NAME", "empty", "full", "from_numpy", "to_numpy", "is_array", "contiguous",
+           "elementwise", "reduce", "argreduce", "matmul", "reshape", "permute", "expand",
+           "getitem", "cat", "pad", "index_add"]
 
 
 def empty(shape, dtype):

@@ -1,7 +1,8 @@
-"""Movement on the CPU: NumPy views where NumPy has them (no copy), and a scatter-add kernel
+"""Movement on the CPU: NumPy views where NumPy has them (no copy), and an index-add kernel
 for the gradient of indexing (which may read one element many times)."""
 import numpy as np
 
+from ..plan import index_map
 from .jit import kernel
 
 
@@ -30,14 +31,22 @@ def pad(x, widths, value):
 
 
 @kernel
-def _scatter_add_loop(out, index, values):
+def _index_add_loop(out, index, values):
     # Serial on purpose: repeated indices make a parallel add race.
     for i in range(index.size):
         out[index[i]] += values[i]
 
 
-def scatter_add(shape, index, values):
-    """out = zeros(shape); out.flat[index[i]] += values.flat[i] for every i."""
-    out = np.zeros(int(np.prod(shape)), values.dtype)
-    _scatter_add_loop(out, index.reshape(-1), values.ravel())
-    return out.reshape(shape)
+def index_add(shape, key, values):
+    """out = zeros(shape, values.dtype), then out[key] += values with repeated positions summed
+    (np.add.at semantics): the gradient of x[key]. `key` is a normalised NumPy key (ints,
+    slices, None, Ellipsis, int64 and bool arrays)."""
+    out = np.zeros(shape, values.dtype)
+    parts = key if isinstance(key, tuple) else (key,)
+    if not any(isinstance(k, np.ndarray) for k in parts):
+        out[key] = values  # basic indexing: every position at most once, so a plain store
+        return out
+    index = index_map(shape, lambda a: a[key])
+    values = np.broadcast_to(values, index.shape).ravel()  # a copy only when strided
+    _index_add_loop(out.reshape(-1), index.reshape(-1), values)
+    return out
