@@ -58,4 +58,36 @@ def device(fn):
     return cuda.jit(device=True)(fn)
 
 
+def _thread_safe_shared_arrays():
+    """The simulator gives a block's threads one shared array per source line, looked up in
+    a dict and created on a miss, with no lock: two threads that both miss get two different
+    (uninitialised) arrays, and a shared-memory reduction then sums garbage. It happens
+    whenever the interpreter switches threads between the lookup and the insert, so the
+    lookup and insert are made atomic here, keyed on the caller's line as before."""
+    import sys
+    import threading
+
+    from numba.cuda.simulator import kernelapi
+    from numba.np.numpy_support import as_dtype
+
+    original, lock = kernelapi.FakeCUDAShared.array, threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:  # dynamic shared memory, or the error
+            return original(self, shape, dtype, alignment)
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            found = self._allocations.get(key)
+            if found is None:
+                found = self._allocations[key] = np.empty(
+                    shape, as_dtype(dtype) if isinstance(dtype, numba.types.Type) else dtype)
+        return found
+
+    kernelapi.FakeCUDAShared.array = array
+
+
+if SIMULATOR:
+    _thread_safe_shared_arrays()
+
 SCALAR = scalar.compile_all(device)  # kernels/scalar.py's math as device functions

@@ -3,7 +3,7 @@ numba.cuda device array; kernels see them flat, through `flat`."""
 import numpy as np
 from numba import cuda
 
-from ..plan import contiguous
+from .. import plan
 from .jit import SIMULATOR, kernel, launch
 
 if SIMULATOR:
@@ -42,12 +42,17 @@ def flat(array):
 
 
 def from_numpy(array):
-    return cuda.to_device(contiguous(np.asarray(array)))
+    return cuda.to_device(plan.contiguous(np.asarray(array)))
 
 
 def upload(index):
-    """An int64 host index (from kernels.plan) as a flat device array."""
+    """An int64 host index map (advanced indexing only) as a flat device array."""
     return cuda.to_device(np.ascontiguousarray(index, np.int64).reshape(-1))
+
+
+def contiguous(x):
+    """Device arrays here are always C-contiguous (every move materialises), so: x itself."""
+    return x
 
 
 def to_numpy(array):
