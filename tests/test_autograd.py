@@ -1,8 +1,11 @@
 """The graph walk: accumulation, reuse, no_grad, detach, retain_graph and its errors."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_lite as tl
+from helpers import assert_gradcheck, device_param, values
 
 
 def test_a_tensor_used_twice_gets_the_sum_of_both_gradients():
@@ -73,3 +76,112 @@ def test_backward_with_explicit_gradient_and_retain_graph():
     np.testing.assert_allclose(x.grad.numpy(), [4.0, 6.0])
     with pytest.raises(ValueError, match="gradient has shape"):
         (x * x).backward(gradient=tl.Tensor([1.0]))
+
+
+# ----- shared subgraphs: a tensor reached along paths of different depth -----
+@device_param
+def test_shared_subgraphs_get_every_gradient(device):
+    x = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    (x + x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3, 5])
+    for fn in (lambda t: t * t.sum(),                                       # x * x.sum()
+               lambda t: t.exp() / t.exp().sum(1, keepdims=True),            # hand softmax
+               lambda t: (lambda h: h + (h * 2).tanh())(t * 1.5),            # residual
+               lambda t: (lambda h: (h + h * h) * h.sum(0))(t.sigmoid())):   # nested reuse
+        assert_gradcheck(fn, [np.array([[0.3, -1.2, 0.7], [1.1, 0.4, -0.5]])], device)
+
+
+UNARY_STEPS = [lambda a: a.tanh(), lambda a: a.sigmoid(), lambda a: a * 0.5, lambda a: -a,
+               lambda a: (a * a + 1.0).log(), lambda a: (a * a + 1.0).sqrt(),
+               lambda a: a.sum(0, keepdims=True), lambda a: a.mean(1, keepdims=True),
+               lambda a: a.softmax(-1), lambda a: a.exp() * 0.1]
+BINARY_STEPS = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
+                lambda a, b: a / (b * b + 1.0)]
+
+
+def random_dag(data, inputs, steps):
+    """A program of `steps` ops whose operands are drawn from every earlier node (inputs
+    included), with reuse; returns fn(*inputs) -> scalar mixing several nodes."""
+    program = []
+    for i in range(steps):
+        available = len(inputs) + i
+        if data.draw(st.booleans(), label="binary"):
+            program.append((data.draw(st.integers(0, len(BINARY_STEPS) - 1)),
+                            data.draw(st.integers(0, available - 1)),
+                            data.draw(st.integers(0, available - 1))))
+        else:
+            program.append((data.draw(st.integers(0, len(UNARY_STEPS) - 1)),
+                            data.draw(st.integers(0, available - 1)), None))
+    mixed = data.draw(st.lists(st.integers(0, len(inputs) + steps - 1), min_size=1,
+                               max_size=4), label="summed nodes")
+
+    def fn(*leaves):
+        nodes = list(leaves)
+        for op, a, b in program:
+            nodes.append(UNARY_STEPS[op](nodes[a]) if b is None
+                         else BINARY_STEPS[op](nodes[a], nodes[b]))
+        total = nodes[-1].sum()
+        for i in mixed:  # more uses of earlier nodes, at other depths
+            total = total + (nodes[i] * nodes[i]).sum() * 0.5
+        return total
+    return fn
+
+
+@device_param
+@given(data=st.data())
+def test_random_dags_with_reuse_match_finite_differences(device, data):
+    steps = data.draw(st.integers(2, 8 if device == "cpu" else 4), label="steps")
+    x = data.draw(values((2, 3), -1.5, 1.5), label="x")
+    y = data.draw(values((1, 3), -1.5, 1.5), label="y")  # broadcasts against x
+    assert_gradcheck(random_dag(data, [x, y], steps), [x, y], device)
+
+
+# ----- what backward computes and where gradients live -----
+def test_backward_skips_inputs_that_need_no_gradient():
+    x = tl.tensor([1.0, 2.0], requires_grad=True)
+    y = x * tl.tensor([0.5, 0.5])
+    assert y.grad_fn.needs_input_grad == (True, False)
+    g = np.ones(2, np.float32)
+    grads = y.grad_fn.backward(g)
+    assert grads[1] is None and grads[0] is not None
+
+
+@device_param
+def test_multi_output_functions_get_a_gradient_per_output(device):
+    x = tl.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]], device=device, requires_grad=True)
+    a, b, c = x.split(2, axis=1)
+    assert (a.shape, b.shape, c.shape) == ((1, 2), (1, 2), (1, 1))
+    assert a.grad_fn is b.grad_fn
+    (a * 2 + b.sum() * c).sum().backward()  # (1, 2) + (1, 1): c and b.sum() count twice
+    np.testing.assert_allclose(x.grad.numpy(), [[2, 2, 10, 10, 14]])
+    x.grad = None
+    _, b2, _ = x.split([2, 2, 1], axis=1)
+    (b2 * 3).sum().backward()  # unused outputs get zero gradients
+    np.testing.assert_allclose(x.grad.numpy(), [[0, 0, 3, 3, 0]])
+    assert_gradcheck(lambda t: t.split([1, 3, 1], axis=1)[1].exp(), [x.numpy()], device)
+
+
+@device_param
+def test_gradients_own_their_storage(device):
+    a = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    b = tl.tensor([3.0, 4.0], device=device, requires_grad=True)
+    (a + b).sum().backward()  # Add hands the same gradient array to both inputs
+    a.grad.add_(1.0)
+    np.testing.assert_allclose(b.grad.numpy(), [1, 1])
+    g = tl.tensor([1.0, 1.0], device=device)
+    x = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    x.backward(gradient=g)  # a leaf as the root: its .grad must not be the caller's g
+    g.mul_(5.0)
+    np.testing.assert_allclose(x.grad.numpy(), [1, 1])
+
+
+def test_gradients_accumulate_on_the_tensors_own_device():
+    x = tl.tensor([1.0, 2.0], requires_grad=True)
+    on_gpu = (x.to("cuda") * 2.0).cpu()   # one path through cuda
+    (on_gpu + x * 3.0).sum().backward()   # one on the cpu
+    assert isinstance(x.grad.array, np.ndarray) and x.grad.device == "cpu"
+    np.testing.assert_allclose(x.grad.numpy(), [5, 5])
+    w = tl.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    ((w.cpu() * 2.0).to("cuda") + w).sum().backward()
+    assert w.grad.device == "cuda" and not isinstance(w.grad.array, np.ndarray)
+    np.testing.assert_allclose(w.grad.numpy(), [3, 3])

@@ -54,3 +54,30 @@ def test_cuda_without_gpu_or_simulator_says_how_to_get_one():
     if not any(why in out.stdout for why in ("is_available() is False", "importing numba.cuda")):
         pytest.skip("a real CUDA device is present: nothing to explain")  # never in CI
     assert "NUMBA_ENABLE_CUDASIM=1" in out.stdout and "NVIDIA GPU" in out.stdout
+
+
+def test_cpu_and_cuda_agree_on_every_op_at_shapes_spanning_several_blocks():
+    """Shapes of 520 elements: more than one 256-thread block per launch, and rows longer
+    than one block for the reductions; forward and gradients, CPU against CUDA."""
+    rng = np.random.default_rng(5)
+    x_np, y_np = rng.uniform(0.5, 2.0, (2, 260)), rng.uniform(0.5, 2.0, (1, 260))
+    cases = {
+        "unary": lambda x, y: x.exp() + x.log() + x.sqrt() + x.tanh() + x.sigmoid()
+        + (x - 1.0).relu() + (x - 1.2).abs() + x.clip(0.8, 1.5) * y,
+        "binary": lambda x, y: x * y + x / y - x ** y + x.maximum(y + 0.01) - y.minimum(x),
+        "reductions": lambda x, y: (x.softmax(1) + x.log_softmax(0)) * x.sum(1, keepdims=True)
+        + x.var(0) * y + x.max(1, keepdims=True) + x.logsumexp(1, keepdims=True),
+        "movement": lambda x, y: tl.cat([x.T.reshape(2, 260), x[:, ::2].pad(((0, 0), (0, 130)))],
+                                        0)[1:, [3, 3, 7]].sum(0) * y[0, :3],
+        "matmul": lambda x, y: (x @ x.T) @ x[:, :7] * y[:, :7],
+    }
+    for name, fn in cases.items():
+        results = {}
+        for device in ("cpu", "cuda"):
+            x = tl.tensor(x_np, dtype=tl.float64, device=device, requires_grad=True)
+            y = tl.tensor(y_np, dtype=tl.float64, device=device, requires_grad=True)
+            out = fn(x, y)
+            (out * out).sum().backward()
+            results[device] = (out.numpy(), x.grad.numpy(), y.grad.numpy())
+        for c, g in zip(results["cpu"], results["cuda"]):
+            np.testing.assert_allclose(g, c, rtol=1e-10, atol=1e-10, err_msg=name)

@@ -29,3 +29,9 @@ def test_catches_a_wrong_gradient_and_says_where():
     assert not result
     assert result.max_rel_error > 0.1 and result.worst[0] == 0
     assert "worst at input 0" in repr(result)
+
+
+def test_a_function_that_does_not_return_a_tensor_is_named():
+    import pytest
+    with pytest.raises(TypeError, match="gradcheck: fn must return a Tensor, got float"):
+        tl.gradcheck(lambda x: 1.0, [tl.tensor([1.0])])

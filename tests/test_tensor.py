@@ -44,7 +44,7 @@ def test_bad_arguments_raise_clear_errors():
         tl.zeros(-1)
     with pytest.raises(ValueError, match="item"):
         tl.zeros(2).item()
-    with pytest.raises(TypeError, match="Tensor: cannot convert"):
+    with pytest.raises(TypeError, match="Tensor: expected numbers or bools, got data of dtype <U1"):
         tl.Tensor(["a"], dtype="float32")
 
 
@@ -64,3 +64,34 @@ def test_float64_gradients_stay_float64():
     (y.double() * 3).sum().backward()
     assert y.grad.dtype == tl.float32
     np.testing.assert_array_equal(y.grad.numpy(), [3, 3])
+
+
+# ----- regressions: PyTorch habits and clear errors -----
+def test_requires_grad_is_a_checked_property():
+    t = tl.tensor([1, 2])
+    with pytest.raises(TypeError, match="requires_grad: only float32/float64"):
+        t.requires_grad = True
+    f = tl.tensor([1.0, 2.0])
+    f.requires_grad = True
+    assert f.requires_grad and f.is_leaf
+    y = f * 2
+    with pytest.raises(RuntimeError, match="only a leaf's flag"):
+        y.requires_grad = False
+
+
+def test_data_that_cannot_become_a_tensor_is_named():
+    with pytest.raises(ValueError, match="ragged nested sequence"):
+        tl.tensor([[1.0, 2.0], [3.0]])
+    with pytest.raises(OverflowError, match="1180591620717411303424 does not fit in int64"):
+        tl.tensor([2 ** 70])
+    with pytest.raises(TypeError, match="expected numbers or bools"):
+        tl.tensor(["a", "b"])
+    assert tl.tensor([2 ** 62]).item() == 2 ** 62
+
+
+def test_relu_sigmoid_tanh_are_methods():
+    x = tl.tensor([-1.0, 0.0, 2.0])
+    np.testing.assert_allclose(x.relu().numpy(), [0, 0, 2])
+    np.testing.assert_allclose(x.tanh().numpy(), np.tanh([-1, 0, 2]), rtol=1e-6)
+    np.testing.assert_allclose(x.sigmoid().numpy(), 1 / (1 + np.exp([1.0, 0, -2])), rtol=1e-6)
+    assert tl.tensor([1, -2]).relu().dtype == tl.float32  # integers promote, as exp does

@@ -1,9 +1,11 @@
-"""How gradients flow: the Function base every op derives from, grad mode, and the reverse walk.
+"""How gradients flow: the Function base every op derives from, grad mode, version counters,
+and the reverse walk.
 
-A Function's `forward` maps input arrays (NumPy or CUDA device arrays) to an output array and
-keeps what `backward` needs on `self`; `backward` maps the output's gradient array to one
-gradient array (or None) per input. Both reach kernels only through `self.k`, the backend of the
-inputs' device. Nothing outside this file decides which gradient goes where.
+A Function's `forward` maps input arrays (NumPy or CUDA device arrays) to one output array or a
+tuple of them, keeping what `backward` needs on `self`; `backward` takes one gradient array per
+output and returns one gradient array (or None) per input. `self.needs_input_grad` says which
+inputs want a gradient, so backward skips the others. Both reach kernels only through `self.k`,
+the backend of the inputs' device. Nothing outside this file decides which gradient goes where.
 """
 import functools
 import threading
@@ -47,11 +49,25 @@ class no_grad:
         return wrapper
 
 
-class Function:
-    """One recorded op. Subclasses implement forward(*arrays, **params) and backward(grad)."""
+class Version:
+    """How many times a storage was written in place. Tensors that share storage (a view, a
+    detach()) share one; a Function remembers the value for every tensor whose values its
+    backward reads, so that a later in-place write is an error instead of a wrong gradient."""
+    __slots__ = ("value",)
 
-    def save_for_backward(self, *arrays):
-        self.saved = arrays
+    def __init__(self):
+        self.value = 0
+
+
+class Function:
+    """One recorded op. Subclasses implement forward(*arrays, **params) and backward(*grads).
+
+    SAVES lists the inputs whose values backward reads, SAVES_OUTPUT whether it reads its
+    output(s); both feed the in-place check. VIEW marks ops whose outputs may share storage with
+    input 0 (on the CPU), so they share its version counter."""
+    SAVES = ()
+    SAVES_OUTPUT = False
+    VIEW = False
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -62,18 +78,22 @@ class Function:
                                    f"{device} and {t.device}; move them with .to(device)")
         fn = cls.__new__(cls)
         fn.k = device.backend
-        out = fn.forward(*[t.data for t in inputs], **params)
-        track = _grad_mode.enabled and any(t.requires_grad for t in inputs)
-        result = _make_tensor(out, device, track)
+        track = _grad_mode.enabled and any(t._requires_grad for t in inputs)
+        fn.needs_input_grad = tuple(t._requires_grad and track for t in inputs)
+        out = fn.forward(*[t.array for t in inputs], **params)
+        outputs = tuple(_make_tensor(a, device, track) for a in (
+            out if isinstance(out, tuple) else (out,)))
+        if cls.VIEW:
+            for t in outputs:
+                t._version = inputs[0]._version
         if track:
-            fn.inputs = inputs
-            result._ctx = fn
-        return result
+            record(fn, inputs, outputs)
+        return outputs if isinstance(out, tuple) else outputs[0]
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
 
-    def backward(self, grad):
+    def backward(self, *grads):
         raise NotImplementedError
 
     def release(self):
@@ -82,47 +102,101 @@ class Function:
         self.released = True
 
 
-def _topological_order(root):
-    order, seen, stack = [], {id(root)}, [(root, False)]
+def record(fn, inputs, outputs):
+    """Link `outputs` to the Function that made them, and remember the versions of the
+    tensors whose values its backward will read.
+
+    Each input becomes an edge fixed now: (the Function that produced it, which of its
+    outputs, None) for a tensor an op made, (None, 0, the tensor) for a leaf, None for an
+    input that needs no gradient. Fixed now, because an in-place op later gives the tensor
+    object a new history that this Function must not follow."""
+    fn.edges = tuple(((t._ctx, t._output_index, None) if t._ctx is not None else (None, 0, t))
+                     if t._requires_grad else None for t in inputs)
+    fn.output_meta = tuple((t.shape, t.dtype, t.device) for t in outputs)
+    saved = [inputs[i] for i in fn.SAVES] + (list(outputs) if fn.SAVES_OUTPUT else [])
+    fn.saved_versions = tuple((t._version, t._version.value) for t in saved)
+    for i, t in enumerate(outputs):
+        t._ctx, t._output_index = fn, i
+
+
+def _check_versions(fn):
+    for counter, value in fn.saved_versions:
+        if counter.value != value:
+            raise RuntimeError(
+                f"backward(): a tensor that {type(fn).__name__} saved for its gradient was "
+                f"modified by an in-place operation (version {value}, now {counter.value}); "
+                "use an out-of-place op, or .clone() the tensor before changing it")
+
+
+def _post_order(root):
+    """Every Function reachable from `root` through inputs that require grad, each listed
+    after all the Functions that produce its inputs (a true post-order: a Function is appended
+    only when every path below it is finished, whatever the path lengths)."""
+    order, visited, stack = [], set(), [(root, False)]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
+        fn, finished = stack.pop()
+        if finished:
+            order.append(fn)
             continue
-        stack.append((node, True))
-        fn = node._ctx
-        if fn is None:
+        if id(fn) in visited:
             continue
         if getattr(fn, "released", False):
             raise RuntimeError(
                 "backward(): the graph behind this tensor was already freed by an earlier "
                 "backward(); call backward(retain_graph=True) the first time to walk it twice")
-        for parent in fn.inputs:
-            if parent.requires_grad and id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append((parent, False))
+        visited.add(id(fn))
+        stack.append((fn, True))
+        for edge in fn.edges:
+            if edge is not None and edge[0] is not None and id(edge[0]) not in visited:
+                stack.append((edge[0], False))
     return order
 
 
+def _add(sums, key, holder, grad):
+    """sums[key] = (holder, grad summed with what is there, owned); added on the holder's own
+    device. `owned` says the array was made by the sum, so no caller can hold it."""
+    if key in sums:
+        held = sums[key][1]
+        grad = holder.device.backend.elementwise(scalar.ADD, (held, grad), grad.dtype)
+        sums[key] = (holder, grad, True)
+    else:
+        sums[key] = (holder, grad, False)
+
+
 def backward(root, grad, retain_graph=False):
-    """Accumulate d(root)/d(leaf) * grad into every leaf's .grad, walking ops in reverse
-    topological order so that each op sees the full sum of its output's gradients."""
-    grads = {id(root): grad}
-    for node in reversed(_topological_order(root)):
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
-        fn = node._ctx
-        if fn is None:  # a leaf: the gradient lands in .grad, added to what is there
-            node._accumulate_grad(g)
-            continue
-        input_grads = fn.backward(g)
-        for parent, pg in zip(fn.inputs, input_grads):
-            if pg is None or not parent.requires_grad:
+    """Accumulate d(root)/d(leaf) * grad into every leaf's .grad. Functions run in reverse
+    post-order, so each sees the full sum of its outputs' gradients before it runs."""
+    leaves = {}
+    if root._ctx is None:
+        _add(leaves, id(root), root, grad)
+    else:
+        output_grads = {id(root._ctx): {root._output_index: grad}}
+        for fn in reversed(_post_order(root._ctx)):
+            received = output_grads.pop(id(fn), None)
+            if received is None:
                 continue
-            assert pg.shape == parent.shape, (type(fn).__name__, pg.shape, parent.shape)
-            key = id(parent)
-            grads[key] = pg if key not in grads else fn.k.elementwise(
-                scalar.ADD, (grads[key], pg), pg.dtype)
-        if not retain_graph:
-            fn.release()
+            _check_versions(fn)
+            grads = [received.get(i) for i in range(len(fn.output_meta))]
+            for i, (shape, dtype, device) in enumerate(fn.output_meta):
+                if grads[i] is None:  # an output nobody used: its gradient is zero
+                    grads[i] = device.backend.full(shape, 0, dtype)
+            input_grads = fn.backward(*grads)
+            for edge, g in zip(fn.edges, input_grads):
+                if g is None or edge is None:
+                    continue
+                producer, i, leaf = edge
+                shape, _, device = producer.output_meta[i] if leaf is None else (
+                    leaf.shape, leaf.dtype, leaf.device)
+                if tuple(g.shape) != shape:
+                    raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of "
+                                       f"shape {tuple(g.shape)} for an input of shape {shape}")
+                if leaf is not None:
+                    _add(leaves, id(leaf), leaf, g)
+                    continue
+                slots = output_grads.setdefault(id(producer), {})
+                slots[i] = g if i not in slots else device.backend.elementwise(
+                    scalar.ADD, (slots[i], g), g.dtype)
+            if not retain_graph:
+                fn.release()
+    for leaf, g, owned in leaves.values():
+        leaf._accumulate_grad(g, owned)

@@ -7,14 +7,14 @@ from . import random
 from .device import get_device
 from .ops import elementwise as E
 from .ops import movement as V
+from .ops import torch_names
 from .tensor import Tensor
 
 
-def _shape(shape):
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    shape = tuple(int(s) for s in shape)
+def _shape(shape, op):
+    shape = V.check_sizes(op, V._sizes(shape))
     if any(s < 0 for s in shape):
-        raise ValueError(f"negative dimension in shape {shape}")
+        raise ValueError(f"{op}: negative dimension in shape {shape}")
     return shape
 
 
@@ -29,17 +29,18 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 def full(shape, fill_value, dtype=None, device=None, requires_grad=False):
     dtype = dt.to_dtype(dtype) or dt.infer(fill_value)
     device = get_device(device)
-    t = Tensor._wrap(device.backend.full(_shape((shape,) if isinstance(shape, int) else shape),
-                                         fill_value, dtype), device, False)
+    shape = _shape((shape,) if isinstance(shape, (int, np.integer)) or not isinstance(
+        shape, (tuple, list)) else shape, "full")
+    t = Tensor._wrap(device.backend.full(shape, fill_value, dtype), device, False)
     return t.requires_grad_(True) if requires_grad else t
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False):
-    return full(_shape(shape), 0, dtype or dt.float32, device, requires_grad)
+    return full(_shape(shape, "zeros"), 0, dtype or dt.float32, device, requires_grad)
 
 
 def ones(*shape, dtype=None, device=None, requires_grad=False):
-    return full(_shape(shape), 1, dtype or dt.float32, device, requires_grad)
+    return full(_shape(shape, "ones"), 1, dtype or dt.float32, device, requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -68,7 +69,8 @@ def _random(draw, shape, dtype, device, requires_grad):
     dtype = dt.to_dtype(dtype) or dt.float32
     if not dt.is_float(dtype):
         raise TypeError(f"random tensors must be float32 or float64, got {dtype}")
-    return _make(draw(random.generator(), _shape(shape)), dtype, device, requires_grad)
+    return _make(draw(random.generator(), _shape(shape, "random")), dtype, device,
+                 requires_grad)
 
 
 def rand(*shape, dtype=None, device=None, requires_grad=False):
@@ -94,10 +96,12 @@ def normal(*shape, mean=0.0, std=1.0, dtype=None, device=None, requires_grad=Fal
 
 
 def randint(low, high, shape, device=None):
-    return _make(random.generator().integers(low, high, _shape((shape,) if isinstance(
-        shape, int) else shape)), dt.int64, device, False)
+    shape = (shape,) if not isinstance(shape, (tuple, list)) else shape
+    return _make(random.generator().integers(low, high, _shape(shape, "randint")), dt.int64,
+                 device, False)
 
 
+@torch_names
 def cat(tensors, axis=0):
     tensors = list(tensors)
     axis = V.check_cat(tensors, axis)
@@ -107,27 +111,17 @@ def cat(tensors, axis=0):
 concatenate = cat
 
 
+@torch_names
 def stack(tensors, axis=0):
     tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack: expected a non-empty sequence of tensors")
+    V.check_tensors("stack", tensors)
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
     return cat([t.unsqueeze(axis) for t in tensors], axis)
 
 
-def where(condition, x, y):
-    """x where condition is true, else y; broadcasts all three. Gradients flow to x and y."""
-    ref = next((t for t in (x, y, condition) if isinstance(t, Tensor)), None)
-    if ref is None:
-        raise TypeError("where: expected at least one Tensor argument")
-    cond = condition if isinstance(condition, Tensor) else Tensor(condition, device=ref.device)
-    if cond.dtype != dt.bool_:
-        raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
-    x, y = ref._operand(x), ref._operand(y)  # scalars take the tensors' dtype and device
-    dtype = dt.promote(x.dtype, y.dtype)
-    return E.Where.apply(cond, x.astype(dtype), y.astype(dtype))
+where = E.where
 
 
 def maximum(a, b):

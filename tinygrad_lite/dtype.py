@@ -47,20 +47,46 @@ def is_float(dtype):
 def infer(data):
     """The dtype a Tensor built from `data` gets when none is named: floats become float32
     (float64 arrays keep float64, as in PyTorch's from_numpy), ints int64, bools bool."""
-    if isinstance(data, np.ndarray):
-        kind = data.dtype.kind
-        if kind == "f":
-            return float64 if data.dtype == float64 else float32
-    else:
-        kind = np.asarray(data).dtype.kind
+    is_array = isinstance(data, np.ndarray)
+    return _infer(data if is_array else np.asarray(data), is_array)
+
+
+def _infer(array, keep_float64):
+    kind = array.dtype.kind
     if kind == "b":
         return bool_
     if kind in "iu":
         return int64
     if kind == "f":
-        return float32
-    raise TypeError(f"cannot make a Tensor from data of dtype {np.asarray(data).dtype}: "
-                    "expected numbers or bools")
+        return float64 if keep_float64 and array.dtype == float64 else float32
+    raise TypeError(f"cannot make a Tensor from data of dtype {array.dtype}: expected numbers "
+                    "or bools")
+
+
+def to_numpy(data, dtype=None):
+    """`data` (nested lists, scalars, arrays) as a NumPy array of `dtype` (inferred when None),
+    with an error that says what was wrong: ragged nesting, values that overflow int64,
+    strings or other objects."""
+    dtype = to_dtype(dtype)
+    try:
+        raw = np.asarray(data)
+    except ValueError as e:
+        raise ValueError(f"Tensor: cannot make a tensor from a ragged nested sequence (every "
+                         f"row must have the same length): {e}") from None
+    if raw.dtype == object:
+        for v in raw.reshape(-1):
+            if isinstance(v, int) and not isinstance(v, bool) and not (
+                    -2 ** 63 <= v < 2 ** 63):
+                raise OverflowError(f"Tensor: the integer {v} does not fit in int64")
+        raise TypeError(f"Tensor: expected numbers or bools, got an element of type "
+                        f"{type(next(iter(raw.reshape(-1)), None)).__name__}")
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: expected numbers or bools, got data of dtype {raw.dtype}")
+    dtype = dtype or _infer(raw, isinstance(data, np.ndarray))
+    if raw.dtype.kind in "iu" and dtype == int64 and raw.dtype == np.uint64 and raw.size and \
+            raw.max() >= 2 ** 63:
+        raise OverflowError(f"Tensor: the integer {raw.max()} does not fit in int64")
+    return np.array(raw, dtype=dtype)
 
 
 def promote(a, b):

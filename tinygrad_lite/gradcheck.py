@@ -24,10 +24,15 @@ class GradcheckResult:
                 f"{self.max_rel_error:.3g}{where})")
 
 
-def _scalar_objective(fn, inputs, weights):
+def _output(fn, inputs):
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    return out
+
+
+def _scalar_objective(fn, inputs, weights):
+    out = _output(fn, inputs)
     return out if weights is None else (out * weights).sum()
 
 
@@ -42,7 +47,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     leaves = [Tensor(x.numpy(), dtype=dt.float64, device=x.device, requires_grad=True)
               if dt.is_float(x.dtype) else x for x in inputs]
     checked = [i for i, x in enumerate(leaves) if x.requires_grad]
-    probe = fn(*leaves)
+    probe = _output(fn, leaves)
     weights = None
     if probe.size != 1:
         rng = np.random.default_rng(seed)

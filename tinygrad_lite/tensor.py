@@ -1,6 +1,9 @@
 """Tensor: an array on a device, its gradient, and the Function that made it. Thin on purpose:
-the math lives in ops/ and kernels/, the graph walk in autograd.py; this file turns Python
-syntax and PyTorch-style methods into Function calls."""
+the math and the argument rules live in ops/ and kernels/, the graph walk in autograd.py; this
+file turns Python syntax and PyTorch-style methods into calls of ops.
+
+`t.array` is the raw backend array (NumPy or a CUDA device array); `t.data` is, as in
+PyTorch, a Tensor sharing that storage that records no graph."""
 from math import prod
 
 import numpy as np
@@ -9,15 +12,17 @@ from . import autograd
 from . import dtype as dt
 from .device import get_device
 from .kernels import scalar as S
-from .kernels.plan import broadcast_shape, normalize_axes
 from .ops import elementwise as E
+from .ops import inplace as I
 from .ops import matmul as M
 from .ops import movement as V
 from .ops import reduce as R
+from .ops import torch_names
 
 
 class Tensor:
-    __slots__ = ("data", "device", "requires_grad", "grad", "_ctx", "__weakref__")
+    __slots__ = ("array", "device", "_requires_grad", "grad", "_ctx", "_output_index",
+                 "_version", "__weakref__")
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not an object array
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
@@ -26,34 +31,68 @@ class Tensor:
             data = data.numpy()
         elif not isinstance(data, np.ndarray) and hasattr(data, "copy_to_host"):
             data = data.copy_to_host()
-        dtype = dt.to_dtype(dtype) or dt.infer(data)
-        try:
-            array = np.array(data, dtype=dtype)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"Tensor: cannot convert {type(data).__name__} to a {dtype} "
-                            f"array: {e}") from None
-        self.data = device.backend.from_numpy(array)
-        self.device, self.grad, self._ctx, self.requires_grad = device, None, None, False
+        array = dt.to_numpy(data, dtype)
+        self._init(device.backend.from_numpy(array), device, False)
         if requires_grad:
-            self.requires_grad_(True)
+            self.requires_grad = True
+
+    def _init(self, array, device, requires_grad):
+        self.array, self.device, self._requires_grad = array, device, requires_grad
+        self.grad, self._ctx, self._output_index = None, None, 0
+        self._version = autograd.Version()
 
     @classmethod
-    def _wrap(cls, data, device, requires_grad):
+    def _wrap(cls, array, device, requires_grad):
         t = object.__new__(cls)
-        t.data, t.device, t.requires_grad, t.grad, t._ctx = data, device, requires_grad, None, None
+        t._init(array, device, requires_grad)
         return t
 
     # ----- properties -----
-    shape = property(lambda self: tuple(self.data.shape))
-    ndim = property(lambda self: len(self.data.shape))
-    size = property(lambda self: prod(self.data.shape))  # number of elements, as in NumPy
-    dtype = property(lambda self: self.data.dtype)
+    shape = property(lambda self: tuple(self.array.shape))
+    ndim = property(lambda self: len(self.array.shape))
+    size = property(lambda self: prod(self.array.shape))  # number of elements, as in NumPy
+    dtype = property(lambda self: self.array.dtype)
     is_leaf = property(lambda self: self._ctx is None)
     grad_fn = property(lambda self: self._ctx)
     T = property(lambda self: self.transpose(-2, -1) if self.ndim >= 2 else self)
 
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and not dt.is_float(self.dtype):
+            raise TypeError(f"requires_grad: only float32/float64 tensors can require "
+                            f"gradients, this one is {self.dtype}")
+        if not value and self._ctx is not None:
+            raise RuntimeError("requires_grad: only a leaf's flag can be turned off; use "
+                               ".detach() for a tensor that an op produced")
+        self._requires_grad = bool(value)
+
+    @property
+    def data(self):
+        """This tensor's storage as a tensor that records no graph (PyTorch's .data)."""
+        return Tensor._wrap(self.array, self.device, False)
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
+        if value.device != self.device:
+            raise RuntimeError(f"data: expected a tensor on {self.device}, got {value.device}")
+        self.array = value.array
+
+    @property
+    def version(self):
+        """How many times this tensor's storage was written in place."""
+        return self._version.value
+
     def numel(self):
         return self.size
+
+    def dim(self):
+        return self.ndim
 
     def __len__(self):
         if self.ndim == 0:
@@ -61,7 +100,7 @@ class Tensor:
         return self.shape[0]
 
     def numpy(self):
-        return self.device.backend.to_numpy(self.data)
+        return self.device.backend.to_numpy(self.array)
 
     def tolist(self):
         return self.numpy().tolist()
@@ -87,14 +126,14 @@ class Tensor:
 
     # ----- autograd -----
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and not dt.is_float(self.dtype):
-            raise TypeError(f"requires_grad: only float32/float64 tensors can require "
-                            f"gradients, this one is {self.dtype}")
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
         return self
 
     def detach(self):
-        return Tensor._wrap(self.data, self.device, False)
+        """The same storage (and version counter), cut from the graph."""
+        t = Tensor._wrap(self.array, self.device, False)
+        t._version = self._version
+        return t
 
     def backward(self, gradient=None, retain_graph=False):
         if not self.requires_grad:
@@ -112,25 +151,24 @@ class Tensor:
             if gradient.shape != self.shape or gradient.device != self.device:
                 raise ValueError(f"backward(): gradient has shape {gradient.shape} on "
                                  f"{gradient.device}, expected {self.shape} on {self.device}")
-            g = gradient.astype(self.dtype).data
+            g = E.cast(gradient, self.dtype).array
         autograd.backward(self, g, retain_graph)
 
-    def _accumulate_grad(self, g):
+    def _accumulate_grad(self, g, owned):
+        """Add g to .grad. A new .grad gets its own storage unless g was made for it alone
+        (`owned`): backward may hand the same array to several inputs, or the caller's own."""
+        k = self.device.backend
         if self.grad is None:
-            self.grad = Tensor._wrap(g, self.device, False)
+            self.grad = Tensor._wrap(g if owned else k.elementwise(S.COPY, (g,), g.dtype),
+                                     self.device, False)
         else:
-            self.grad = Tensor._wrap(self.device.backend.elementwise(
-                S.ADD, (self.grad.data, g), g.dtype), self.device, False)
+            self.grad = Tensor._wrap(k.elementwise(S.ADD, (self.grad.array, g), g.dtype),
+                                     self.device, False)
 
-    # ----- devices and dtypes -----
+    # ----- devices, dtypes, layout -----
     def to(self, device=None, dtype=None):
-        out = self
-        if dtype is not None:
-            out = out.astype(dtype)
-        device = get_device(device) if device is not None else self.device
-        if device != out.device:
-            out = _ToDevice.apply(out, device=device)
-        return out
+        out = self if dtype is None else self.astype(dtype)
+        return out if device is None else V.to_device(out, get_device(device))
 
     def cpu(self):
         return self.to("cpu")
@@ -138,268 +176,101 @@ class Tensor:
     def cuda(self):
         return self.to("cuda")
 
-    def astype(self, dtype):
-        dtype = dt.to_dtype(dtype)
-        if dtype == self.dtype:
-            return self
-        if self.requires_grad and dt.is_float(dtype):
-            return E.Cast.apply(self, dtype=dtype)
-        return Tensor._wrap(self.device.backend.elementwise(S.COPY, (self.data,), dtype),
-                            self.device, False)
+    astype = E.cast
+    float = lambda self: E.cast(self, dt.float32)  # noqa: E731
+    double = lambda self: E.cast(self, dt.float64)  # noqa: E731
+    long = lambda self: E.cast(self, dt.int64)  # noqa: E731
+    bool = lambda self: E.cast(self, dt.bool_)  # noqa: E731
+    clone = lambda self: E.Copy.apply(self)  # noqa: E731
+    contiguous = V.contiguous
+    is_contiguous = V.is_contiguous
 
-    def float(self):
-        return self.astype(dt.float32)
-
-    def double(self):
-        return self.astype(dt.float64)
-
-    def long(self):
-        return self.astype(dt.int64)
-
-    def bool(self):
-        return self.astype(dt.bool_)
+    def stride(self, dim=None):
+        """Strides in elements, as in PyTorch."""
+        strides = tuple(s // self.array.dtype.itemsize for s in self.array.strides)
+        return strides if dim is None else strides[V.normalize_axes("stride", dim, self.ndim)[0]]
 
     # ----- element-wise -----
-    def _operand(self, other):
-        """Bring a scalar, array or tensor to this tensor's device and a common dtype."""
-        if isinstance(other, Tensor):
-            if other.device != self.device:
-                raise RuntimeError(f"expected both tensors on one device, got {self.device} "
-                                   f"and {other.device}; move one with .to(device)")
-            return other
-        if isinstance(other, (bool, int, float, np.number, np.bool_)):
-            dtype = dt.promote_scalar(self.dtype, other)
-            return Tensor._wrap(self.device.backend.full((), other, dtype), self.device, False)
-        return Tensor(other, device=self.device)
+    __add__ = lambda self, o: E.binary(E.Add, self, o)  # noqa: E731
+    __radd__ = lambda self, o: E.binary(E.Add, self, o, True)  # noqa: E731
+    __sub__ = lambda self, o: E.binary(E.Sub, self, o)  # noqa: E731
+    __rsub__ = lambda self, o: E.binary(E.Sub, self, o, True)  # noqa: E731
+    __mul__ = lambda self, o: E.binary(E.Mul, self, o)  # noqa: E731
+    __rmul__ = lambda self, o: E.binary(E.Mul, self, o, True)  # noqa: E731
+    __truediv__ = lambda self, o: E.binary(E.Div, self, o)  # noqa: E731
+    __rtruediv__ = lambda self, o: E.binary(E.Div, self, o, True)  # noqa: E731
+    __pow__ = lambda self, o: E.binary(E.Pow, self, o)  # noqa: E731
+    __rpow__ = lambda self, o: E.binary(E.Pow, self, o, True)  # noqa: E731
+    __neg__ = lambda self: E.Neg.apply(self)  # noqa: E731
+    __matmul__ = lambda self, o: M.matmul(self, o)  # noqa: E731
+    __rmatmul__ = lambda self, o: M.matmul(E.operand(self, o, "matmul"), self)  # noqa: E731
+    __eq__ = lambda self, o: E.compare("eq", self, o)  # noqa: E731
+    __ne__ = lambda self, o: E.compare("ne", self, o)  # noqa: E731
+    __lt__ = lambda self, o: E.compare("lt", self, o)  # noqa: E731
+    __le__ = lambda self, o: E.compare("le", self, o)  # noqa: E731
+    __gt__ = lambda self, o: E.compare("gt", self, o)  # noqa: E731
+    __ge__ = lambda self, o: E.compare("ge", self, o)  # noqa: E731
 
-    def _binary(self, fn, other, reverse=False):
-        other = self._operand(other)
-        a, b = (other, self) if reverse else (self, other)
-        dtype = a.dtype
-        if b.dtype != dtype or (fn in E.FLOAT_ONLY and not dt.is_float(dtype)):
-            dtype = dt.promote(a.dtype, b.dtype)
-            if fn in E.FLOAT_ONLY and not dt.is_float(dtype):
-                dtype = dt.float32
-            a, b = a.astype(dtype), b.astype(dtype)
-        return fn.apply(a, b)
+    add, sub, mul, div, pow, neg = __add__, __sub__, __mul__, __truediv__, __pow__, __neg__
+    maximum = lambda self, o: E.binary(E.Maximum, self, o)  # noqa: E731
+    minimum = lambda self, o: E.binary(E.Minimum, self, o)  # noqa: E731
+    exp = lambda self: E.unary(E.Exp, self)  # noqa: E731
+    log = lambda self: E.unary(E.Log, self)  # noqa: E731
+    sqrt = lambda self: E.unary(E.Sqrt, self)  # noqa: E731
+    abs = __abs__ = lambda self: E.unary(E.Abs, self)  # noqa: E731
+    relu = lambda self: E.unary(E.Relu, self)  # noqa: E731
+    sigmoid = lambda self: E.unary(E.Sigmoid, self)  # noqa: E731
+    tanh = lambda self: E.unary(E.Tanh, self)  # noqa: E731
+    clip = clamp = lambda self, min=None, max=None: E.clip(self, min, max)  # noqa: E731
 
-    def _unary(self, fn):
-        x = self if dt.is_float(self.dtype) or fn not in E.FLOAT_ONLY else self.float()
-        return fn.apply(x)
+    # ----- in place (PyTorch's rules: see ops/inplace.py) -----
+    def add_(self, other, alpha=1):
+        return I.arithmetic(self, E.Add, other if alpha == 1 else other * alpha, "add_")
 
-    def _compare(self, name, other):
-        other = self._operand(other)
-        dtype = dt.promote(self.dtype, other.dtype)
-        return E.compare(E.COMPARISONS[name], name, self.astype(dtype), other.astype(dtype))
+    def sub_(self, other, alpha=1):
+        return I.arithmetic(self, E.Sub, other if alpha == 1 else other * alpha, "sub_")
 
-    __add__ = lambda self, o: self._binary(E.Add, o)
-    __radd__ = lambda self, o: self._binary(E.Add, o, True)
-    __sub__ = lambda self, o: self._binary(E.Sub, o)
-    __rsub__ = lambda self, o: self._binary(E.Sub, o, True)
-    __mul__ = lambda self, o: self._binary(E.Mul, o)
-    __rmul__ = lambda self, o: self._binary(E.Mul, o, True)
-    __truediv__ = lambda self, o: self._binary(E.Div, o)
-    __rtruediv__ = lambda self, o: self._binary(E.Div, o, True)
-    __pow__ = lambda self, o: self._binary(E.Pow, o)
-    __rpow__ = lambda self, o: self._binary(E.Pow, o, True)
-    __neg__ = lambda self: E.Neg.apply(self)
-    __matmul__ = lambda self, o: self.matmul(o)
-    __rmatmul__ = lambda self, o: self._operand(o).matmul(self)
-    __eq__ = lambda self, o: self._compare("eq", o)
-    __ne__ = lambda self, o: self._compare("ne", o)
-    __lt__ = lambda self, o: self._compare("lt", o)
-    __le__ = lambda self, o: self._compare("le", o)
-    __gt__ = lambda self, o: self._compare("gt", o)
-    __ge__ = lambda self, o: self._compare("ge", o)
+    mul_ = lambda self, o: I.arithmetic(self, E.Mul, o, "mul_")  # noqa: E731
+    div_ = lambda self, o: I.arithmetic(self, E.Div, o, "div_")  # noqa: E731
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+    copy_ = I.copy_
+    fill_ = I.fill_
+    zero_ = lambda self: I.fill_(self, 0)  # noqa: E731
 
-    add, sub, mul, div, pow = __add__, __sub__, __mul__, __truediv__, __pow__
-    neg = __neg__
-    maximum = lambda self, o: self._binary(E.Maximum, o)
-    minimum = lambda self, o: self._binary(E.Minimum, o)
-    exp = lambda self: self._unary(E.Exp)
-    log = lambda self: self._unary(E.Log)
-    sqrt = lambda self: self._unary(E.Sqrt)
-    abs = lambda self: self._unary(E.Abs)
-    __abs__ = abs
+    def clamp_(self, min=None, max=None):
+        return I.update(self, "clamp_", lambda x: E.clip(x, min, max))
 
-    def clip(self, min=None, max=None):
-        if min is None and max is None:
-            raise ValueError("clip: at least one of min and max must be given")
-        if not dt.is_float(self.dtype):
-            raise TypeError(f"clip: expected a float tensor, got {self.dtype}")
-        k = self.device.backend
-        low = k.full((), -np.inf if min is None else min, self.dtype)
-        high = k.full((), np.inf if max is None else max, self.dtype)
-        return E.Clip.apply(self, low=low, high=high)
-
-    clamp = clip
+    clip_ = clamp_
 
     # ----- reductions -----
-    def _axes(self, op, axis):
-        return normalize_axes(op, axis, self.ndim)
+    sum = torch_names(R.sum)
+    mean = torch_names(R.mean)
+    var = torch_names(R.var)
+    std = torch_names(R.std)
+    max = torch_names(lambda self, axis=None, keepdims=False: R.extreme(
+        R.Max, "max", self, axis, keepdims))
+    min = torch_names(lambda self, axis=None, keepdims=False: R.extreme(
+        R.Min, "min", self, axis, keepdims))
+    argmax = torch_names(lambda self, axis=None, keepdims=False: R.argreduce(
+        S.MAX, "argmax", self, axis, keepdims))
+    argmin = torch_names(lambda self, axis=None, keepdims=False: R.argreduce(
+        S.MIN, "argmin", self, axis, keepdims))
+    logsumexp = torch_names(R.logsumexp)
+    softmax = torch_names(R.softmax)
+    log_softmax = torch_names(R.log_softmax)
 
-    def sum(self, axis=None, keepdims=False):
-        x = self if self.dtype != dt.bool_ else self.long()
-        return R.Sum.apply(x, axes=self._axes("sum", axis), keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        axes = self._axes("mean", axis)
-        count = prod(self.shape[a] for a in axes)
-        x = self if dt.is_float(self.dtype) else self.float()
-        return x.sum(axes, keepdims) * (1.0 / count if count else float("nan"))
-
-    def var(self, axis=None, keepdims=False, correction=1):
-        """Variance with Bessel's correction by default (PyTorch's unbiased=True)."""
-        axes = self._axes("var", axis)
-        count = prod(self.shape[a] for a in axes)
-        centred = self - self.mean(axes, keepdims=True)
-        scale = 1.0 / (count - correction) if count > correction else float("nan")
-        return (centred * centred).sum(axes, keepdims) * scale
-
-    def std(self, axis=None, keepdims=False, correction=1):
-        return self.var(axis, keepdims, correction).sqrt()
-
-    def _extreme(self, fn, name, axis, keepdims):
-        axes = self._axes(name, axis)
-        if any(self.shape[a] == 0 for a in axes):
-            raise ValueError(f"{name}: cannot reduce over an empty dimension of shape {self.shape}")
-        return fn.apply(self, axes=axes, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return self._extreme(R.Max, "max", axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return self._extreme(R.Min, "min", axis, keepdims)
-
-    def _arg(self, op, name, axis, keepdims):
-        if axis is not None:
-            axis = self._axes(name, axis)[0] if self.ndim else None
-        if self.size == 0:
-            raise ValueError(f"{name}: cannot take the {name} of an empty tensor")
-        return R.argreduce(op, self, axis, keepdims)
-
-    def argmax(self, axis=None, keepdims=False):
-        return self._arg(S.MAX, "argmax", axis, keepdims)
-
-    def argmin(self, axis=None, keepdims=False):
-        return self._arg(S.MIN, "argmin", axis, keepdims)
-
-    def _float_axis(self, name, axis):
-        if not dt.is_float(self.dtype):
-            raise TypeError(f"{name}: expected a float tensor, got {self.dtype}")
-        return self._axes(name, axis)
-
-    def logsumexp(self, axis=None, keepdims=False):
-        return R.LogSumExp.apply(self, axes=self._float_axis("logsumexp", axis), keepdims=keepdims)
-
-    def softmax(self, axis=-1):
-        return R.Softmax.apply(self, axis=self._float_axis("softmax", axis)[0])
-
-    def log_softmax(self, axis=-1):
-        return R.LogSoftmax.apply(self, axis=self._float_axis("log_softmax", axis)[0])
-
-    # ----- matmul -----
-    def matmul(self, other):
-        other = self._operand(other)
-        dtype = dt.promote(self.dtype, other.dtype)
-        a, b = self.astype(dtype), other.astype(dtype)
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
-                             f"{a.shape} and {b.shape}")
-        squeeze = []  # PyTorch's 1-D rules: a vector is a row (left) or a column (right)
-        if a.ndim == 1:
-            a, squeeze = a.reshape(1, -1), squeeze + [-2]
-        if b.ndim == 1:
-            b, squeeze = b.reshape(-1, 1), squeeze + [-1]
-        M.matmul_shape(a.shape, b.shape)
-        out = M.MatMul.apply(a, b)
-        return out.reshape(out.shape[:-2] + tuple(
-            s for i, s in zip((-2, -1), out.shape[-2:]) if i not in squeeze)) if squeeze else out
-
-    # ----- movement -----
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        shape = V.resolve_shape("reshape", shape, self.size)
-        return self if shape == self.shape else V.Reshape.apply(self, shape=shape)
-
-    view = reshape
-
-    def permute(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if len(axes) != self.ndim or sorted(
-                a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {tuple(axes)} is not a permutation of the "
-                             f"{self.ndim} dimensions of shape {self.shape}")
-        axes = tuple(a % self.ndim for a in axes)
-        return self if axes == tuple(range(self.ndim)) else V.Permute.apply(self, axes=axes)
-
-    def transpose(self, dim0=-2, dim1=-1):
-        axes = list(range(self.ndim))
-        d0, d1 = normalize_axes("transpose", dim0, self.ndim)[0], normalize_axes(
-            "transpose", dim1, self.ndim)[0]
-        axes[d0], axes[d1] = axes[d1], axes[d0]
-        return self.permute(axes)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        if self.ndim == 0:
-            return self.reshape(1)
-        s = normalize_axes("flatten", start_dim, self.ndim)[0]
-        e = normalize_axes("flatten", end_dim, self.ndim)[0]
-        if s > e:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        return self.reshape(self.shape[:s] + (prod(self.shape[s:e + 1]),) + self.shape[e + 1:])
-
-    def squeeze(self, axis=None):
-        axes = self._axes("squeeze", axis)
-        return self.reshape(tuple(s for i, s in enumerate(self.shape)
-                                  if not (i in axes and s == 1)))
-
-    def unsqueeze(self, axis):
-        axis = normalize_axes("unsqueeze", axis, self.ndim + 1)[0]
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
-
-    def expand(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        lead = len(shape) - self.ndim
-        if lead < 0:
-            raise ValueError(f"expand: cannot expand shape {self.shape} to fewer dims {shape}")
-        shape = tuple(self.shape[i - lead] if s == -1 and i >= lead else s
-                      for i, s in enumerate(shape))
-        if broadcast_shape("expand", self.shape, shape) != shape:
-            raise ValueError(f"expand: cannot expand shape {self.shape} to {shape}")
-        return self if shape == self.shape else V.Expand.apply(self, shape=shape)
-
-    broadcast_to = expand
-
-    def __getitem__(self, key):
-        return V.GetItem.apply(self, key=V.normalize_key(self, key))
-
-    def pad(self, pad_width, value=0.0):
-        """Constant padding, NumPy style: pad_width is one (before, after) pair per dimension
-        (or a single pair for all)."""
-        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
-        if (widths < 0).any():
-            raise ValueError(f"pad: widths must be non-negative, got {pad_width!r}")
-        widths = tuple((int(b), int(a)) for b, a in widths)
-        return V.Pad.apply(self, widths=widths, value=value)
-
-
-class _ToDevice(autograd.Function):
-    """Differentiable copy to another device: the gradient travels back the same way."""
-
-    @classmethod
-    def apply(cls, x, device):
-        array = device.backend.from_numpy(x.device.backend.to_numpy(x.data))
-        track = autograd.is_grad_enabled() and x.requires_grad
-        out = Tensor._wrap(array, device, track)
-        if track:
-            fn = cls.__new__(cls)
-            fn.k, fn.inputs, fn.source = device.backend, (x,), x.device
-            out._ctx = fn
-        return out
-
-    def backward(self, g):
-        return (self.source.backend.from_numpy(self.k.to_numpy(g)),)
+    # ----- matmul and movement -----
+    matmul = M.matmul
+    reshape = view = V.reshape
+    permute = V.permute
+    transpose = V.transpose
+    flatten = V.flatten
+    squeeze = torch_names(V.squeeze)
+    unsqueeze = torch_names(V.unsqueeze)
+    expand = broadcast_to = V.expand
+    split = torch_names(V.split)
+    __getitem__ = V.getitem
+    pad = V.pad
 
 
 autograd._make_tensor = Tensor._wrap

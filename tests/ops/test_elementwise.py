@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygrad_lite as tl
+from tinygrad_lite.ops import elementwise as E
 from helpers import (assert_gradcheck, away_from_zero, broadcast_pair, device_param, run,
                      shapes, values)
 
@@ -48,6 +49,11 @@ UNARY = {
     "log": (lambda x: x.log(), np.log, lambda s: values(s, 0.1, 5.0)),
     "sqrt": (lambda x: x.sqrt(), np.sqrt, lambda s: values(s, 0.1, 5.0)),
     "abs": (lambda x: x.abs(), np.abs, away_from_zero),
+    "relu": (lambda x: x.relu(), lambda x: np.maximum(x, 0), away_from_zero),
+    "leaky_relu": (lambda x: E.unary(E.LeakyRelu, x, 0.1), lambda x: np.where(x > 0, x, 0.1 * x),
+                   away_from_zero),
+    "sigmoid": (lambda x: x.sigmoid(), lambda x: 1 / (1 + np.exp(-x)), values),
+    "tanh": (lambda x: x.tanh(), np.tanh, values),
     "clip": (lambda x: x.clip(-1.0, 1.0), lambda x: np.clip(x, -1, 1),
              lambda s: away_from_zero(s, 0.1, 3.0).filter(
                  lambda x: np.all(np.abs(np.abs(x) - 1) > 1e-3))),
@@ -130,3 +136,91 @@ def test_large_arrays_use_the_parallel_kernel():
     out = (tl.Tensor(a) * tl.Tensor(b) + 1.0).exp().numpy()
     np.testing.assert_allclose(out, np.exp(a.astype(np.float32) * b.astype(np.float32) + 1),
                                rtol=1e-5)
+
+
+# ----- regressions: PyTorch's semantics at the edges -----
+@device_param
+def test_zero_to_the_zero_has_zero_exponent_gradient(device):
+    base = tl.tensor([0.0, 0.0, 2.0], device=device, requires_grad=True)
+    exponent = tl.tensor([0.0, 2.0, 3.0], device=device, requires_grad=True)
+    (base ** exponent).sum().backward()
+    np.testing.assert_allclose(exponent.grad.numpy(), [0, 0, 8 * np.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(base.grad.numpy(), [0, 0, 12])
+
+
+@device_param
+def test_clip_with_min_above_max_gives_max_everywhere(device):
+    x = tl.tensor([-1.0, 0.5, 2.0, 5.0], device=device, requires_grad=True)
+    y = x.clip(2.0, 1.0)
+    np.testing.assert_array_equal(y.numpy(), [1, 1, 1, 1])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 0, 0])
+
+
+@device_param
+def test_activations_at_the_kink_and_far_out(device):
+    x = tl.tensor([-1e4, -1.0, 0.0, 1.0, 1e4], device=device, requires_grad=True)
+    with np.errstate(all="raise"):  # no overflow warnings anywhere
+        for fn in (lambda t: t.relu(), lambda t: t.sigmoid(), lambda t: t.tanh()):
+            x.grad = None
+            y = fn(x)
+            y.sum().backward()
+            assert np.all(np.isfinite(y.numpy())) and np.all(np.isfinite(x.grad.numpy()))
+    np.testing.assert_allclose(x.sigmoid().numpy(), [0, 1 / (1 + np.e), 0.5, 1 / (1 + 1 / np.e), 1])
+    x.grad = None
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 0, 1, 1])  # 0 at 0, as in PyTorch
+
+
+def test_operand_errors_name_the_op():
+    x = tl.zeros(2)
+    with pytest.raises(TypeError, match="add: expected a Tensor, a number or an array, got str"):
+        x + "a"
+    with pytest.raises(TypeError, match="mul: .*got dict"):
+        x * {}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_on_strided_inputs_and_past_the_thresholds(name):
+    """Permuted, sliced and expanded inputs, and sizes past the 4096-element chunk and the
+    32k parallel switch; float32 results and gradients against float64."""
+    fn, reference, strategy = UNARY[name]
+    rng = np.random.default_rng(1)
+    base = np.abs(rng.standard_normal((6, 50, 300))) + 0.2
+    base *= np.where(rng.random(base.shape) < 0.5, -1, 1) if name not in ("log", "sqrt") else 1
+    views = {"permuted": lambda t: t.permute(2, 0, 1), "sliced": lambda t: t[:, ::3, 1:],
+             "expanded": lambda t: t[:1].expand(4, 50, 300), "contiguous": lambda t: t}
+    for view in views.values():
+        ref = reference(view(tl.tensor(base, dtype=tl.float64)).numpy())
+        x32 = tl.tensor(base, dtype=tl.float32, requires_grad=True)
+        x64 = tl.tensor(base, dtype=tl.float64, requires_grad=True)
+        outs = [fn(view(x)) for x in (x32, x64)]
+        np.testing.assert_allclose(outs[1].numpy(), ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(outs[0].numpy(), ref, rtol=2e-6, atol=1e-6)
+        for out in outs:
+            (out * out).sum().backward()
+        np.testing.assert_allclose(x32.grad.numpy(), x64.grad.numpy(), rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_on_strided_broadcast_operands(name):
+    """More than three broadcast groups, a permuted operand and a sliced one, at sizes past
+    the thresholds; float32 against float64, forward and gradients."""
+    fn, reference = BINARY[name]
+    rng = np.random.default_rng(2)
+    a = rng.uniform(0.5, 2.0, (2, 9, 3, 40, 60))    # viewed as (2, 3, 9, 40, 60) below
+    b = rng.uniform(0.5, 2.0, (1, 3, 1, 40, 1)) * np.where(rng.random((1, 3, 1, 40, 1)) < 0.5,
+                                                            -1, 1)
+    if name in ("maximum", "minimum"):
+        b = b + 0.01  # apart from a's values, away from ties
+    results = {}
+    for dtype in (tl.float32, tl.float64):
+        ta = tl.tensor(a, dtype=dtype, requires_grad=True)
+        tb = tl.tensor(b, dtype=dtype, requires_grad=True)
+        out = fn(ta.permute(0, 2, 1, 3, 4)[..., ::2], tb[..., :1])
+        (out * out).sum().backward()
+        results[dtype] = out.numpy(), ta.grad.numpy(), tb.grad.numpy()
+    ref = reference(a.transpose(0, 2, 1, 3, 4)[..., ::2], b[..., :1])
+    np.testing.assert_allclose(results[tl.float64][0], ref, rtol=1e-12)
+    for got, want in zip(results[tl.float32], results[tl.float64]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

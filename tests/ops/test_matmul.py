@@ -31,3 +31,36 @@ def test_matmul_shape_errors():
         tl.zeros(2, 3) @ tl.zeros(4, 5)
     with pytest.raises(ValueError, match="batch dimensions"):
         tl.zeros(2, 2, 3) @ tl.zeros(3, 3, 4)
+
+
+def test_one_dimensional_errors_show_the_given_shapes():
+    with pytest.raises(ValueError, match=r"matmul: shapes \(3,\) and \(4,\) are not aligned"):
+        tl.zeros(3) @ tl.zeros(4)
+    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4,\)"):
+        tl.zeros(2, 3) @ tl.zeros(4)
+    with pytest.raises(ValueError, match=r"matmul: shapes \(4,\) and \(3, 2\)"):
+        tl.zeros(4) @ tl.zeros(3, 2)
+    assert (tl.ones(3) @ tl.ones(3)).item() == 3.0
+    assert (tl.ones(2, 5, 3) @ tl.ones(3)).shape == (2, 5)
+
+
+def test_matmul_skips_the_gradient_of_a_constant():
+    w = tl.ones(3, 2, requires_grad=True)
+    y = tl.ones(4, 3) @ w
+    ga, gb = y.grad_fn.backward(np.ones((4, 2), np.float32))
+    assert ga is None and gb.shape == (3, 2)
+
+
+def test_matmul_of_transposed_and_sliced_operands():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((70, 40)), rng.standard_normal((90, 70))
+    grads = {}
+    for dtype in (tl.float32, tl.float64):
+        ta = tl.tensor(a, dtype=dtype, requires_grad=True)
+        tb = tl.tensor(b, dtype=dtype, requires_grad=True)
+        out = ta.T[::2] @ tb.T[:, 1::3]
+        (out * out).sum().backward()
+        grads[dtype] = out.numpy(), ta.grad.numpy(), tb.grad.numpy()
+    np.testing.assert_allclose(grads[tl.float64][0], a.T[::2] @ b.T[:, 1::3], rtol=1e-10)
+    for got, want in zip(grads[tl.float32], grads[tl.float64]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)

@@ -103,3 +103,79 @@ def test_errors_name_the_op_and_shapes():
         x.permute(0, 0)
     with pytest.raises(ValueError, match="expand"):
         x.expand(4, 3)
+
+
+# ----- regressions: PyTorch's semantics -----
+@device_param
+def test_int_and_array_indices_follow_pytorch(device):
+    x = np.arange(24.0).reshape(2, 3, 4)
+    t = tl.tensor(x, device=device)
+    assert tl.zeros((2, 3, 4))[0, :, [0, 1]].shape == (3, 2)   # NumPy says (2, 3)
+    np.testing.assert_array_equal(t[0, :, [0, 1]].numpy(), x[0][:, [0, 1]])
+    np.testing.assert_array_equal(t[:, 1, [0, 2]].numpy(), x[:, 1][:, [0, 2]])
+    np.testing.assert_array_equal(t[..., 1, [0, 2]].numpy(), x[:, 1][:, [0, 2]])
+    np.testing.assert_array_equal(t[[0, 1], 1, [0, 2]].numpy(), x[:, 1][[0, 1], [0, 2]])
+    np.testing.assert_array_equal(t[None, 1, :, [3]].numpy(), x[None, 1][:, :, [3]])
+    assert_gradcheck(lambda a: a[1, :, [0, 2, 2]], [x], device)  # repeats add up
+
+
+@device_param
+def test_sizes_must_be_ints(device):
+    with pytest.raises(TypeError, match=r"zeros: sizes must be ints, got 2.7"):
+        tl.zeros(2.7, device=device)
+    with pytest.raises(TypeError, match="reshape: sizes must be ints, got 3.9"):
+        tl.zeros(6, device=device).reshape(3.9, 2)
+    with pytest.raises(TypeError, match="full"):
+        tl.full((2, 1.5), 0.0)
+    with pytest.raises(TypeError, match="randint"):
+        tl.randint(0, 3, (2.0,))
+
+
+def test_cat_and_stack_name_what_is_not_a_tensor():
+    t = tl.zeros(2)
+    with pytest.raises(TypeError, match="cat: expected a sequence of Tensors, got list at "
+                                        "position 1"):
+        tl.cat([t, [1.0, 2.0]])
+    with pytest.raises(TypeError, match="stack: .*position 0"):
+        tl.stack([np.zeros(2), t])
+
+
+@device_param
+def test_split_clone_contiguous_and_strides(device):
+    x = tl.tensor(np.arange(12.0).reshape(3, 4), device=device, requires_grad=True)
+    parts = x.split([1, 3], dim=1)
+    assert [p.shape for p in parts] == [(3, 1), (3, 3)]
+    c = x.clone()
+    assert c.array is not x.array and c.requires_grad
+    np.testing.assert_array_equal(c.numpy(), x.numpy())
+    t = x.T
+    ct = t.contiguous()
+    assert ct.is_contiguous() and ct.stride() == (3, 1) and x.contiguous() is x
+    np.testing.assert_array_equal(ct.numpy(), x.numpy().T)
+    assert_gradcheck(lambda a: a.T.contiguous() * a.T.clone(), [x.numpy()], device)
+
+
+def test_movement_of_strided_views():
+    """Every movement op on a permuted and sliced (non-contiguous) view, against NumPy on the
+    same view, with gradients."""
+    x = np.arange(120.0).reshape(2, 3, 4, 5)
+    view_np = x.transpose(0, 3, 1, 2)[:, ::2]           # (2, 3, 3, 4), non-contiguous
+    cases = [
+        (lambda v: v.reshape(6, 12), lambda v: v.reshape(6, 12)),
+        (lambda v: v.permute(3, 1, 0, 2), lambda v: v.transpose(3, 1, 0, 2)),
+        (lambda v: v.flatten(1), lambda v: v.reshape(2, -1)),
+        (lambda v: v[1, :, [0, 2]], lambda v: v[1][:, [0, 2]]),
+        (lambda v: v[:, None, ::-1, 1:3], lambda v: v[:, None, ::-1, 1:3]),
+        (lambda v: v[:1].expand(3, 3, 3, 4), lambda v: np.broadcast_to(v[:1], (3, 3, 3, 4))),
+        (lambda v: tl.cat([v, v * 2.0], 2), lambda v: np.concatenate([v, v * 2.0], 2)),
+        (lambda v: v.pad(((0, 0), (1, 0), (0, 0), (0, 2))), lambda v: np.pad(
+            v, ((0, 0), (1, 0), (0, 0), (0, 2)))),
+        (lambda v: v.split(1, dim=1)[2], lambda v: v[:, 2:3]),
+    ]
+    for fn, ref in cases:
+        t = tl.tensor(x, dtype=tl.float64, requires_grad=True)
+        view = t.permute(0, 3, 1, 2)[:, ::2]
+        assert not view.is_contiguous()
+        out = fn(view)
+        np.testing.assert_array_equal(out.numpy(), ref(view_np))
+        assert_gradcheck(lambda a: fn(a.permute(0, 3, 1, 2)[:, ::2]) * 0.5, [x], "cpu")

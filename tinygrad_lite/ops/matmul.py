@@ -1,6 +1,8 @@
 """Matrix multiply, 2-D and batched with broadcast batch dimensions (BLAS on the CPU)."""
 import numpy as np
 
+from .. import dtype as dt
+
 from ..autograd import Function
 from .elementwise import sum_to_shape
 
@@ -23,8 +25,9 @@ def matmul_shape(a_shape, b_shape):
 
 
 class MatMul(Function):
-    """a (..., M, K) @ b (..., K, N) with batch dims broadcast; tensor.matmul turns 1-D operands
-    into matrices around it, as PyTorch does."""
+    """a (..., M, K) @ b (..., K, N) with batch dims broadcast; `matmul` below turns 1-D
+    operands into matrices around it, as PyTorch does."""
+    SAVES = (0, 1)
 
     def forward(self, a, b):
         k = self.k
@@ -34,7 +37,39 @@ class MatMul(Function):
 
     def backward(self, g):
         k, a, b = self.k, self.a, self.b
-        batch = g.shape[:-2]
-        ga = k.matmul(g, k.expand(_swap_last(k, b), batch + (b.shape[-1], b.shape[-2])))
-        gb = k.matmul(k.expand(_swap_last(k, a), batch + (a.shape[-1], a.shape[-2])), g)
-        return sum_to_shape(k, ga, a.shape), sum_to_shape(k, gb, b.shape)
+        batch, (need_a, need_b) = g.shape[:-2], self.needs_input_grad
+        ga = gb = None
+        if need_a:
+            ga = sum_to_shape(k, k.matmul(g, k.expand(
+                _swap_last(k, b), batch + (b.shape[-1], b.shape[-2]))), a.shape)
+        if need_b:
+            gb = sum_to_shape(k, k.matmul(k.expand(
+                _swap_last(k, a), batch + (a.shape[-1], a.shape[-2])), g), b.shape)
+        return ga, gb
+
+
+def matmul(a, b):
+    """PyTorch's matmul on tensors: a 1-D left operand is a row, a 1-D right one a column,
+    both squeezed away again; errors show the shapes the caller gave."""
+    from . import elementwise as E
+    b = E.operand(a, b, "matmul")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
+                         f"{a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+                         f"{a.shape[-1]} (last dim of the first) != "
+                         f"{b.shape[-2 if b.ndim > 1 else 0]} "
+                         f"({'second-to-last' if b.ndim > 1 else 'only'} dim of the second)")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be "
+                         "broadcast together") from None
+    dtype = dt.promote(a.dtype, b.dtype)
+    a2 = E.cast(a, dtype) if a.ndim > 1 else E.cast(a, dtype).reshape(1, -1)
+    b2 = E.cast(b, dtype) if b.ndim > 1 else E.cast(b, dtype).reshape(-1, 1)
+    out = MatMul.apply(a2, b2)
+    shape = tuple(batch) + ((a.shape[-2],) if a.ndim > 1 else ()) + (
+        (b.shape[-1],) if b.ndim > 1 else ())
+    return out if out.shape == shape else out.reshape(shape)
