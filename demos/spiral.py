@@ -67,7 +67,7 @@ def main():
 
     start = time.perf_counter()
     for it in range(args.iterations):
-        hidden = (X @ W1 + b1).maximum(0.0)  # ReLU
+        hidden = (X @ W1 + b1).relu()
         logits = hidden @ W2 + b2
         logp = logits.log_softmax(axis=1)
         data_loss = -logp[rows, y].mean()  # mean negative log-likelihood of the true class
@@ -77,14 +77,14 @@ def main():
 
         with tl.no_grad():  # the update itself must not become part of any graph
             for p in params:
-                p.data = (p - LR * p.grad).data  # replace storage: p stays a leaf
+                p -= LR * p.grad  # in place: p stays the same leaf, its version goes up
                 p.grad = None  # gradients accumulate, so clear them every step
         if it % 500 == 0 or it == args.iterations - 1:
             print(f"iteration {it:5d}: loss {loss.item():.4f}")
     elapsed = time.perf_counter() - start
 
     with tl.no_grad():
-        logits = (X @ W1 + b1).maximum(0.0) @ W2 + b2
+        logits = (X @ W1 + b1).relu() @ W2 + b2
         accuracy = float((logits.argmax(axis=1).numpy() == y_np).mean())
     print(f"training accuracy: {accuracy:.4f} (target >= {TARGET}) "
           f"in {elapsed:.2f} s on {dev}, {args.iterations} iterations")

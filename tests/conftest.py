@@ -1,14 +1,22 @@
 """Test setup: CUDA tests run on Numba's CUDA simulator unless TINYGRAD_LITE_REAL_GPU=1 (then on
-a real GPU); hypothesis runs a fixed number of examples with no deadline (Numba compiles on
-first call)."""
+a real GPU). Hypothesis profiles (HYPOTHESIS_PROFILE=...): `default`, a fixed, derandomised
+set sized for `make test` on 2 cores; `thorough`, many more random examples for runs by hand.
+Neither has a deadline: Numba compiles on first call."""
 import os
+import sys
 
 if not os.environ.get("TINYGRAD_LITE_REAL_GPU"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    # The simulator runs each GPU thread as a Python thread, and a thread waiting at a
+    # barrier (cuda.syncthreads, as in the block reductions) gets the GIL back only after the
+    # switch interval: 5 ms by default, which made a 4-element reduction take 30 ms.
+    sys.setswitchinterval(5e-5)
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+_QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much]
 settings.register_profile("default", max_examples=15, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow,
-                                                 HealthCheck.filter_too_much])
+                          suppress_health_check=_QUIET)
+settings.register_profile("thorough", max_examples=400, deadline=None, derandomize=False,
+                          suppress_health_check=_QUIET)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
