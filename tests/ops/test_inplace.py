@@ -141,3 +141,12 @@ def test_data_is_a_tensor_that_shares_storage_and_records_no_graph(device):
     np.testing.assert_allclose(p.numpy(), [1.0, 1.0])
     with pytest.raises(TypeError, match="data"):
         p.data = np.zeros(2)
+
+
+def test_expanded_tensors_cannot_be_written_in_place():
+    e = tl.zeros(3).expand(2, 3)  # on the CPU both rows are one memory location
+    with pytest.raises(RuntimeError, match="add_: the tensor of shape \\(2, 3\\) is expanded"):
+        e.add_(1.0)
+    with pytest.raises(RuntimeError, match="fill_"):
+        e.fill_(1.0)
+    e.clone().add_(1.0)

@@ -164,25 +164,37 @@ def test_torch_names_dim_and_keepdim():
         x.sum(axis=0, dim=1)
 
 
-def test_reductions_on_strided_inputs_past_the_thresholds():
-    """NHWC memory under an NCHW view, sums and maxima over several axis sets, float32
-    gradients against float64."""
+def test_reductions_on_nhwc_views():
+    """NHWC memory under an NCHW view, reduced over several axis sets, with gradients."""
     rng = np.random.default_rng(3)
-    nhwc = rng.standard_normal((8, 32, 32, 16))
+    nhwc = rng.standard_normal((2, 3, 4, 3))
     for axes in [(0, 2, 3), (1,), (2, 3), None]:
-        grads = {}
-        for dtype in (tl.float32, tl.float64):
-            x = tl.tensor(nhwc, dtype=dtype, requires_grad=True)
-            nchw = x.permute(0, 3, 1, 2)
-            out = nchw.var(axes) + nchw.max(axes) * 0.5 + nchw.logsumexp(axes)
-            out.sum().backward()
-            grads[dtype] = out.numpy(), x.grad.numpy()
+        f = lambda t: (lambda v: v.var(axes) + v.max(axes) * 0.5 + v.logsumexp(axes))(  # noqa
+            t.permute(0, 3, 1, 2))
         ref = nhwc.transpose(0, 3, 1, 2)
         want = ref.var(axes, ddof=1) + ref.max(axes) * 0.5 + np.log(np.exp(ref).sum(axes))
-        np.testing.assert_allclose(grads[tl.float64][0], want, rtol=1e-10)
-        np.testing.assert_allclose(grads[tl.float32][0], want, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(grads[tl.float32][1], grads[tl.float64][1], rtol=1e-3,
-                                   atol=1e-5)
+        np.testing.assert_allclose(run(f, [nhwc], "cpu"), want, rtol=1e-10)
+        assert_gradcheck(f, [nhwc], "cpu")
+
+
+def test_float32_reductions_past_the_thresholds():
+    """An NHWC view past the parallel switch (and the 1024-column chunk): float32 sums and
+    their gradients agree with float64, maxima with NumPy."""
+    nhwc = np.random.default_rng(4).standard_normal((8, 16, 16, 40))
+    ref = nhwc.transpose(0, 3, 1, 2)
+    for axes in [(0, 2, 3), (1,), (2, 3)]:
+        results = {}
+        for dtype in (tl.float32, tl.float64):
+            x = tl.tensor(nhwc, dtype=dtype, requires_grad=True)
+            out = x.permute(0, 3, 1, 2).sum(axes)
+            (out * out).sum().backward()
+            results[dtype] = out.numpy(), x.grad.numpy()
+        np.testing.assert_allclose(results[tl.float64][0], ref.sum(axes), rtol=1e-10)
+        for got, want in zip(results[tl.float32], results[tl.float64]):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(
+            tl.tensor(nhwc, dtype=tl.float64).permute(0, 3, 1, 2).max(axes).numpy(),
+            ref.max(axes))
 
 
 def test_elementwise_results_keep_an_nhwc_layout():

@@ -12,6 +12,7 @@ Without a graph to record, arithmetic updates run as one kernel writing into the
 storage (`out=`); anything else computes the new value and copies it in.
 """
 from .. import dtype as dt
+from .. import ops
 from ..autograd import Function, is_grad_enabled
 from ..kernels import scalar as S
 from ..kernels.plan import broadcast_shape
@@ -32,9 +33,17 @@ class Replace(Function):
         return (self.k.full(g.shape, 0, g.dtype) if need_old else None), (g if need_new else None)
 
 
+def _check_writable(t, name):
+    if any(stride == 0 and size > 1 for size, stride in zip(t.shape, t.stride())):
+        raise RuntimeError(f"{name}: the tensor of shape {t.shape} is expanded (strides "
+                           f"{t.stride()}): several of its elements share one memory "
+                           "location, so it cannot be written in place; clone() it first")
+
+
 def update(t, name, compute, *others, overwrite=False):
     """Write compute(t_as_it_was, *others) into t's storage; returns t. `overwrite`: the new
     value does not depend on the old one (copy_, fill_), and may have any dtype."""
+    _check_writable(t, name)
     tracking = is_grad_enabled() and (t._requires_grad or any(
         getattr(o, "_requires_grad", False) for o in others))
     if tracking and t._ctx is None and t._requires_grad:
@@ -62,6 +71,7 @@ def update(t, name, compute, *others, overwrite=False):
 def arithmetic(t, fn, other, name):
     """t = fn(t, other) for Add/Sub/Mul/Div, in one kernel when no graph is recorded."""
     other = E.operand(t, other, name)
+    _check_writable(t, name)
     if (not is_grad_enabled() or not (t._requires_grad or other._requires_grad)) and \
             other.dtype == t.dtype and broadcast_shape(name, t.shape, other.shape) == t.shape:
         t.device.backend.elementwise(_DIRECT[fn], (t.array, other.array), t.dtype, out=t.array)
@@ -70,14 +80,14 @@ def arithmetic(t, fn, other, name):
     return update(t, name, lambda x, o: E.binary(fn, x, o), other)
 
 
-def copy_(t, src):
-    if isinstance(src, type(t)) and src.device != t.device:
+def copy_(t, src, name="copy_"):
+    if isinstance(src, ops.Tensor) and src.device != t.device:
         src = src.to(t.device)  # copy_ is the one op that moves between devices implicitly
-    src = E.operand(t, src, "copy_")
-    broadcast_shape("copy_", src.shape, t.shape)
-    return update(t, "copy_", lambda x, s: E.cast(s, t.dtype).expand(t.shape), src,
+    src = E.operand(t, src, name)
+    broadcast_shape(name, src.shape, t.shape)
+    return update(t, name, lambda x, s: E.cast(s, t.dtype).expand(t.shape), src,
                   overwrite=True)
 
 
-def fill_(t, value):
-    return copy_(t, t._wrap(t.device.backend.full((), value, t.dtype), t.device, False))
+def fill_(t, value, name="fill_"):
+    return copy_(t, t._wrap(t.device.backend.full((), value, t.dtype), t.device, False), name)

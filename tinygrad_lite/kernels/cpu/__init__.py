@@ -28,7 +28,8 @@ def full(shape, value, dtype):
 
 
 def from_numpy(array):
-    return contiguous(np.asarray(array))
+    array = np.asarray(array)  # read-only input is copied: kernels compile for writable arrays
+    return contiguous(array) if array.flags.writeable else array.copy(order="C")
 
 
 def to_numpy(array):

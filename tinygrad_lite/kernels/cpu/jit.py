@@ -24,14 +24,16 @@ kernel = numba.njit(cache=True, error_model="numpy")
 SCALAR = scalar.compile_all(numba.njit(inline="always", error_model="numpy"))
 
 
-def specialised(fn, parallel=False, options=None, **constants):
+def specialised(fn, parallel=False, options=None, helpers=None, **constants):
     """Compile a copy of `fn` whose module globals `constants` are fixed (Numba freezes globals
     at compile time, so an op code given this way folds away and the loop vectorises, which a
-    runtime op argument prevents: measured 4x). Each copy gets its own name, hence its own
-    entry in Numba's on-disk cache; closures, the obvious alternative, are never cache hits."""
+    runtime op argument prevents: measured 4x). `helpers` replaces further globals (compiled
+    functions the constants choose); they do not enter the name. Each copy gets its own name,
+    hence its own entry in Numba's on-disk cache; closures, the obvious alternative, are never
+    cache hits."""
     suffix = "".join(f"_{k.lower()}{v}" for k, v in sorted(constants.items()))
     name = f"{fn.__name__}{suffix}{'_parallel' if parallel else ''}_{_SCALAR_TAG}"
-    scope = dict(fn.__globals__, **constants)
+    scope = dict(fn.__globals__, **constants, **(helpers or {}))
     copy = types.FunctionType(fn.__code__, scope, name, fn.__defaults__)
     copy.__qualname__, copy.__module__ = name, fn.__module__
     return numba.njit(cache=True, parallel=parallel, error_model="numpy", **(options or {}))(copy)

@@ -1,6 +1,7 @@
 """Movement on the CPU: NumPy views where NumPy has them (no copy), and an index-add kernel
 for the gradient of indexing (which may read one element many times)."""
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..plan import index_map
 from .jit import kernel
@@ -15,7 +16,11 @@ def permute(x, axes):
 
 
 def expand(x, shape):
-    return np.broadcast_to(x, shape)
+    # The same stride-0 view as np.broadcast_to, but writable: Numba types a read-only array
+    # differently, so read-only operands compiled a second copy of every kernel. Nothing
+    # writes through it: in-place ops refuse tensors whose elements share memory.
+    view = np.broadcast_to(x, shape)
+    return as_strided(x, view.shape, view.strides)
 
 
 def getitem(x, key):
