@@ -119,6 +119,29 @@ def record(fn, inputs, outputs):
         t._ctx, t._output_index = fn, i
 
 
+class HookHandle:
+    """What register_hook returns: remove() takes the hook off again."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def run_hooks(hooks, device, grad):
+    """Each hook sees the gradient as a Tensor and may return a replacement."""
+    for hook in list(hooks):
+        result = hook(_make_tensor(grad, device, False))
+        if result is not None:
+            if tuple(result.shape) != tuple(grad.shape):
+                raise RuntimeError(f"register_hook: a hook returned a gradient of shape "
+                                   f"{tuple(result.shape)} for one of shape {tuple(grad.shape)}")
+            grad = result.array
+    return grad
+
+
 def _check_versions(fn):
     for counter, value in fn.saved_versions:
         if counter.value != value:
@@ -176,6 +199,11 @@ def backward(root, grad, retain_graph=False):
             if received is None:
                 continue
             _check_versions(fn)
+            hooks = getattr(fn, "output_hooks", None)
+            if hooks:  # a hook sees an output's gradient once it is complete
+                for i, g in list(received.items()):
+                    if hooks.get(i):
+                        received[i] = run_hooks(hooks[i], fn.output_meta[i][2], g)
             grads = [received.get(i) for i in range(len(fn.output_meta))]
             for i, (shape, dtype, device) in enumerate(fn.output_meta):
                 if grads[i] is None:  # an output nobody used: its gradient is zero
@@ -199,4 +227,7 @@ def backward(root, grad, retain_graph=False):
             if not retain_graph:
                 fn.release()
     for leaf, g, owned in leaves.values():
+        if leaf._hooks:
+            hooked = run_hooks(leaf._hooks, leaf.device, g)
+            g, owned = hooked, owned and hooked is g
         leaf._accumulate_grad(g, owned)

@@ -8,7 +8,7 @@ from math import prod
 
 import numpy as np
 
-from . import autograd
+from . import autograd, ops
 from . import dtype as dt
 from .device import get_device
 from .kernels import scalar as S
@@ -22,7 +22,7 @@ from .ops import torch_names
 
 class Tensor:
     __slots__ = ("array", "device", "_requires_grad", "grad", "_ctx", "_output_index",
-                 "_version", "__weakref__")
+                 "_version", "_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not an object array
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
@@ -38,12 +38,14 @@ class Tensor:
 
     def _init(self, array, device, requires_grad):
         self.array, self.device, self._requires_grad = array, device, requires_grad
-        self.grad, self._ctx, self._output_index = None, None, 0
+        self.grad, self._ctx, self._output_index, self._hooks = None, None, 0, None
         self._version = autograd.Version()
 
-    @classmethod
-    def _wrap(cls, array, device, requires_grad):
-        t = object.__new__(cls)
+    @staticmethod
+    def _wrap(array, device, requires_grad):
+        """A plain Tensor around a backend array (never a subclass: ops make plain tensors
+        from Parameters too)."""
+        t = object.__new__(Tensor)
         t._init(array, device, requires_grad)
         return t
 
@@ -154,6 +156,20 @@ class Tensor:
             g = E.cast(gradient, self.dtype).array
         autograd.backward(self, g, retain_graph)
 
+    def register_hook(self, hook):
+        """Call hook(grad) with this tensor's gradient (a Tensor) whenever backward computes
+        it; a hook may return a replacement. Returns a handle whose remove() undoes it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad, so no "
+                               "gradient will ever reach it")
+        if self._ctx is None:
+            hooks = self._hooks = self._hooks if self._hooks is not None else []
+        else:
+            hooks = self._ctx.__dict__.setdefault("output_hooks", {}).setdefault(
+                self._output_index, [])
+        hooks.append(hook)
+        return autograd.HookHandle(hooks, hook)
+
     def _accumulate_grad(self, g, owned):
         """Add g to .grad. A new .grad gets its own storage unless g was made for it alone
         (`owned`): backward may hand the same array to several inputs, or the caller's own."""
@@ -235,7 +251,7 @@ class Tensor:
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
     copy_ = I.copy_
     fill_ = I.fill_
-    zero_ = lambda self: I.fill_(self, 0)  # noqa: E731
+    zero_ = lambda self: I.fill_(self, 0, "zero_")  # noqa: E731
 
     def clamp_(self, min=None, max=None):
         return I.update(self, "clamp_", lambda x: E.clip(x, min, max))
@@ -274,3 +290,4 @@ class Tensor:
 
 
 autograd._make_tensor = Tensor._wrap
+ops.Tensor = Tensor

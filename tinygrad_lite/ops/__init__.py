@@ -1,6 +1,10 @@
 """Differentiable ops, one module per family; each Function keeps forward and backward together."""
 import functools
 
+# The Tensor class, set by tensor.py (which imports the ops, so they cannot import it). Ops
+# build plain Tensors even from subclasses such as nn.Parameter.
+Tensor = None
+
 
 def torch_names(fn):
     """Accept PyTorch's `dim=` and `keepdim=` for `axis=` and `keepdims=`."""

@@ -7,6 +7,7 @@ broadcast operands are summed back to the operand's shape by `sum_to_shape`.
 import numpy as np
 
 from .. import dtype as dt
+from .. import ops
 from ..autograd import Function
 from ..kernels import scalar as S
 from ..kernels.plan import broadcast_shape
@@ -206,7 +207,7 @@ _NUMBERS = (bool, int, float, np.number, np.bool_)
 def operand(ref, other, op):
     """`other` (a tensor, Python/NumPy scalar, list or array) as a tensor on ref's device; a
     scalar takes ref's dtype as PyTorch's rules say (`int_tensor * 0.5` is float32)."""
-    if isinstance(other, type(ref)):
+    if isinstance(other, ops.Tensor):
         if other.device != ref.device:
             raise RuntimeError(f"{op}: expected both tensors on one device, got {ref.device} "
                                f"and {other.device}; move one with .to(device)")
@@ -215,7 +216,7 @@ def operand(ref, other, op):
         dtype = dt.promote_scalar(ref.dtype, other)
         return ref._wrap(ref.device.backend.full((), other, dtype), ref.device, False)
     if isinstance(other, (list, tuple, np.ndarray)):
-        return type(ref)(other, device=ref.device)
+        return ops.Tensor(other, device=ref.device)
     raise TypeError(f"{op}: expected a Tensor, a number or an array, got "
                     f"{type(other).__name__}")
 
@@ -273,11 +274,11 @@ def clip(x, low=None, high=None):
 
 def where(condition, x, y):
     """x where condition is true, else y; broadcasts all three. Gradients flow to x and y."""
-    from ..tensor import Tensor
-    ref = next((t for t in (x, y, condition) if isinstance(t, Tensor)), None)
+    ref = next((t for t in (x, y, condition) if isinstance(t, ops.Tensor)), None)
     if ref is None:
         raise TypeError("where: expected at least one Tensor argument")
-    cond = condition if isinstance(condition, Tensor) else Tensor(condition, device=ref.device)
+    cond = condition if isinstance(condition, ops.Tensor) else ops.Tensor(
+        condition, device=ref.device)
     if cond.dtype != dt.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
     x, y = operand(ref, x, "where"), operand(ref, y, "where")

@@ -6,6 +6,7 @@ from math import prod
 
 import numpy as np
 
+from .. import ops
 from ..autograd import Function, is_grad_enabled, record
 from ..kernels.plan import broadcast_shape, normalize_axes
 from .elementwise import sum_to_shape
@@ -208,11 +209,10 @@ def _dims_indexed(item):
 
 
 def check_tensors(op, tensors):
-    from ..tensor import Tensor
     if not tensors:
         raise ValueError(f"{op}: expected a non-empty sequence of tensors")
     for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
+        if not isinstance(t, ops.Tensor):
             raise TypeError(f"{op}: expected a sequence of Tensors, got {type(t).__name__} at "
                             f"position {i}")
 
