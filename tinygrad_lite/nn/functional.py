@@ -1,0 +1,33 @@
+"""tinygrad_lite.nn.functional (imported as F): layer math as functions, PyTorch's names and
+argument order. Modules in nn/ hold parameters and call these."""
+from ..ops import elementwise as E
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, weight (out_features, in_features)."""
+    out = x @ weight.T
+    return out if bias is None else out + bias
+
+
+def relu(x):
+    return x.relu()
+
+
+def sigmoid(x):
+    return x.sigmoid()
+
+
+def tanh(x):
+    return x.tanh()
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return E.unary(E.LeakyRelu, x, negative_slope)
+
+
+def softmax(x, dim=-1):
+    return x.softmax(dim)
+
+
+def log_softmax(x, dim=-1):
+    return x.log_softmax(dim)
