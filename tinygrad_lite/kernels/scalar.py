@@ -16,18 +16,29 @@ import types
 _BLOCK = 32  # codes of arity n are (n - 1) * _BLOCK + i, i < _BLOCK
 
 # unary: y = f(x)
-COPY, NEG, EXP, LOG, SQRT, ABS, SIGN, SQUARE, RELU, SIGMOID, TANH, LEAKY_RELU = range(12)
+(COPY, NEG, EXP, LOG, SQRT, ABS, SIGN, SQUARE, RELU, SIGMOID, TANH, LEAKY_RELU,
+ ELU, SELU, GELU, GELU_TANH, SWISH) = range(17)
 # binary: z = f(x, y). *_GRAD ops take x = upstream gradient and y = what forward saved.
 (ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE, SQRT_GRAD, STD_GRAD,
- RELU_GRAD, SIGMOID_GRAD, TANH_GRAD, LEAKY_RELU_GRAD) = range(_BLOCK, _BLOCK + 19)
+ RELU_GRAD, SIGMOID_GRAD, TANH_GRAD, LEAKY_RELU_GRAD,
+ ELU_GRAD, SELU_GRAD, GELU_GRAD, GELU_TANH_GRAD, SWISH_GRAD, PRELU, PRELU_SLOPE,
+ PRELU_GRAD_WEIGHT) = range(_BLOCK, _BLOCK + 27)
 # ternary: w = f(x, y, z)
 (WHERE, CLIP, IN_RANGE, DIV_GRAD_B, POW_GRAD_BASE, MAXIMUM_GRAD, MINIMUM_GRAD,
  TIE_SHARE) = range(2 * _BLOCK, 2 * _BLOCK + 8)
 # quaternary: v = f(x, y, z, w)
 (POW_GRAD_EXP,) = range(3 * _BLOCK, 3 * _BLOCK + 1)
 
-_COUNTS = (12, 19, 8, 1)  # how many codes each arity defines
+_COUNTS = (17, 27, 8, 1)  # how many codes each arity defines
 MAX_ARITY = len(_COUNTS)
+
+# constants of the activations (floats, not op codes)
+SELU_ALPHA = 1.6732632423543772  # SELU's fixed alpha and scale (Klambauer et al., 2017)
+SELU_SCALE = 1.0507009873554805
+INV_SQRT2 = 0.7071067811865476  # 1 / sqrt(2): GELU's Phi(x) = erfc(-x / sqrt(2)) / 2
+INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi): the normal density's factor
+GELU_TANH_BETA = 0.7978845608028654  # sqrt(2 / pi), as in PyTorch's approximate="tanh"
+GELU_TANH_KAPPA = 0.044715
 
 
 def arity(op):
@@ -47,6 +58,11 @@ def check(op, count):
 
 
 def unary(op, x, p):
+    return unary_core(op, x, p) if op < ELU else unary_activation(op, x, p)
+
+
+def unary_core(op, x, p):
+    """The unary ops up to LEAKY_RELU."""
     if op == COPY:
         return x
     if op == NEG:
@@ -76,7 +92,28 @@ def unary(op, x, p):
     return x if x > 0 else x * p
 
 
+def unary_activation(op, x, p):
+    """The unary ops from ELU on. They exponentiate only non-positive numbers, so no input
+    overflows."""
+    if op == ELU:  # p = alpha; expm1 keeps the small negative values exact
+        return x if x > 0 else p * math.expm1(x)
+    if op == SELU:
+        return SELU_SCALE * (x if x > 0 else SELU_ALPHA * math.expm1(x))
+    if op == GELU:  # x * Phi(x); erfc keeps the left tail accurate (it is 0, not 0 * inf)
+        return 0.5 * x * math.erfc(-x * INV_SQRT2)
+    if op == GELU_TANH:
+        return 0.5 * x * (1.0 + math.tanh(GELU_TANH_BETA * (x + GELU_TANH_KAPPA * x * x * x)))
+    # SWISH, p = beta: x * sigmoid(beta * x), e = exp(-|beta x|)
+    e = math.exp(-abs(p * x))
+    return x / (1.0 + e) if p * x >= 0 else x * e / (1.0 + e)
+
+
 def binary(op, x, y, p):
+    return binary_core(op, x, y, p) if op < ELU_GRAD else binary_activation(op, x, y, p)
+
+
+def binary_core(op, x, y, p):
+    """The binary ops up to LEAKY_RELU_GRAD."""
     if op == ADD:
         return x + y
     if op == SUB:
@@ -117,6 +154,31 @@ def binary(op, x, y, p):
     return x if y > 0 else x * p
 
 
+def binary_activation(op, x, y, p):
+    """The binary ops from ELU_GRAD on: activations' gradients and PReLU."""
+    if op == ELU_GRAD:  # y = input, p = alpha
+        return x if y > 0 else x * p * math.exp(y)
+    if op == SELU_GRAD:  # y = input
+        return x * SELU_SCALE * (1.0 if y > 0 else SELU_ALPHA * math.exp(y))
+    if op == GELU_GRAD:  # y = input: Phi(y) + y * phi(y); y * y overflowing gives exp(-inf) = 0
+        return x * (0.5 * math.erfc(-y * INV_SQRT2) + y * INV_SQRT_2PI * math.exp(-0.5 * y * y))
+    if op == GELU_TANH_GRAD:  # y = input
+        t = math.tanh(GELU_TANH_BETA * (y + GELU_TANH_KAPPA * y * y * y))
+        s = 1.0 - t * t  # 0 far out, where y * y may be inf: no 0 * inf then
+        return x * (0.5 * (1.0 + t) + (0.5 * y * s * GELU_TANH_BETA * (
+            1.0 + 3.0 * GELU_TANH_KAPPA * y * y) if s != 0 else 0.0))
+    if op == SWISH_GRAD:  # y = input, p = beta: s + beta y s (1 - s), s = sigmoid(beta y);
+        e = math.exp(-abs(p * y))  # with e = exp(-|beta y|), s (1 - s) = e / (1 + e)^2
+        q = 1.0 / (1.0 + e)
+        return x * ((q if p * y >= 0 else e * q) + p * y * e * q * q)
+    if op == PRELU:  # x = input, y = slope (broadcast)
+        return x if x > 0 else y * x
+    if op == PRELU_SLOPE:  # x = input, y = slope: d prelu / d input (the slope at 0, as PyTorch)
+        return 1.0 if x > 0 else y
+    # PRELU_GRAD_WEIGHT: x = upstream grad, y = input: d prelu / d slope times the gradient
+    return 0.0 * x if y > 0 else x * y
+
+
 def ternary(op, x, y, z, p):
     if op == WHERE:
         return y if x else z
@@ -146,12 +208,20 @@ def quaternary(op, x, y, z, w, p):
     return x * w * math.log(y) if y > 0 else x * w * (-math.inf if y == 0 else math.nan)
 
 
-def apply_unary(op, x, y, z, w, p):
-    return unary(op, x, p)
+def apply_unary_core(op, x, y, z, w, p):
+    return unary_core(op, x, p)
 
 
-def apply_binary(op, x, y, z, w, p):
-    return binary(op, x, y, p)
+def apply_unary_activation(op, x, y, z, w, p):
+    return unary_activation(op, x, p)
+
+
+def apply_binary_core(op, x, y, z, w, p):
+    return binary_core(op, x, y, p)
+
+
+def apply_binary_activation(op, x, y, z, w, p):
+    return binary_activation(op, x, y, p)
 
 
 def apply_ternary(op, x, y, z, w, p):
@@ -162,10 +232,21 @@ def apply_quaternary(op, x, y, z, w, p):
     return quaternary(op, x, y, z, w, p)
 
 
-# apply's signature, for the ops of one arity only: a kernel specialised on its op inlines
-# just that arity's chain of branches (Numba types every branch it inlines: compiling an
-# element-wise kernel measured 1.8 s with `apply`, 0.64 s with its arity's adapter).
-APPLY_BY_ARITY = ("apply_unary", "apply_binary", "apply_ternary", "apply_quaternary")
+# apply's signature over one short chain of branches: a kernel specialised on its op inlines
+# just that chain (Numba types every branch it inlines: compiling an element-wise kernel
+# measured 1.8 s with `apply`, 0.65 s with the chain of its arity, more as chains grow).
+ADAPTERS = ("apply_unary_core", "apply_unary_activation", "apply_binary_core",
+            "apply_binary_activation", "apply_ternary", "apply_quaternary")
+
+
+def adapter(op):
+    """The name of the shortest adapter in ADAPTERS that computes op."""
+    n = arity(op)
+    if n == 1:
+        return "apply_unary_core" if op < ELU else "apply_unary_activation"
+    if n == 2:
+        return "apply_binary_core" if op < ELU_GRAD else "apply_binary_activation"
+    return "apply_ternary" if n == 3 else "apply_quaternary"
 
 
 def apply(op, x, y, z, w, p):
@@ -214,7 +295,8 @@ def arg_index(op, x, base, K, B):
 
 
 # Callees before callers: each function is compiled after everything it calls.
-_FUNCTIONS = ("unary", "binary", "ternary", "quaternary") + APPLY_BY_ARITY + (
+_FUNCTIONS = ("unary_core", "unary_activation", "unary", "binary_core", "binary_activation",
+              "binary", "ternary", "quaternary") + ADAPTERS + (
     "apply", "reduce_step", "arg_better", "arg_index")
 
 

@@ -1,5 +1,7 @@
 """Neural-network modules: Module and Parameter, containers, layers; `init` for weight
 initialisation and `functional` (F) for the layer math as functions."""
 from . import functional, init
+from .activation import (ELU, GELU, SELU, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, SiLU,
+                         Swish, Tanh)
 from .layers import Flatten, Identity, Linear, ModuleList, Sequential
 from .module import Module, Parameter

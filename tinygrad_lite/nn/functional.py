@@ -1,6 +1,7 @@
 """tinygrad_lite.nn.functional (imported as F): layer math as functions, PyTorch's names and
 argument order. Modules in nn/ hold parameters and call these."""
 from ..ops import elementwise as E
+from ..ops.activation import elu, gelu, maxout, prelu, selu, silu, swish  # noqa: F401
 
 
 def linear(x, weight, bias=None):

@@ -246,9 +246,11 @@ def binary(fn, a, b, reverse=False):
 
 
 def unary(fn, x, param=0.0):
-    if fn in FLOAT_ONLY and not dt.is_float(x.dtype):
+    """fn on x; the Unary ops are float math, so integer and bool inputs become float32."""
+    float_math = issubclass(fn, Unary)
+    if (float_math or fn in FLOAT_ONLY) and not dt.is_float(x.dtype):
         x = cast(x, dt.float32)
-    return fn.apply(x, param=param) if issubclass(fn, Unary) else fn.apply(x)
+    return fn.apply(x, param=param) if float_math else fn.apply(x)
 
 
 def compare(name, a, b):

@@ -59,7 +59,7 @@ def _kernel(op, size):
     key = (op, size >= PARALLEL_MIN_SIZE)
     fn = _compiled.get(key)
     if fn is None:
-        adapter = getattr(SCALAR, scalar.APPLY_BY_ARITY[scalar.arity(op) - 1])
+        adapter = getattr(SCALAR, scalar.adapter(op))
         fn = _compiled[key] = specialised(_elementwise_loop, key[1], helpers={"_apply": adapter},
                                           OP=op)
     return fn
