@@ -3,6 +3,7 @@ initialisation and `functional` (F) for the layer math as functions."""
 from . import functional, init
 from .activation import (ELU, GELU, SELU, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, SiLU,
                          Swish, Tanh)
+from .dropout import DropConnect, Dropout, Dropout2d, StochasticDepth
 from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
                    MultiMarginLoss, NLLLoss, SmoothL1Loss)
 from .layers import Flatten, Identity, Linear, ModuleList, Sequential

@@ -2,6 +2,7 @@
 argument order. Modules in nn/ hold parameters and call these."""
 from ..ops import elementwise as E
 from ..ops.activation import elu, gelu, maxout, prelu, selu, silu, swish  # noqa: F401
+from ..ops.dropout import drop_connect, dropout, dropout2d, stochastic_depth  # noqa: F401
 from ..ops.loss import (binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: F401
                         l1_loss, mse_loss, multi_margin_loss, nll_loss, smooth_l1_loss)
 
