@@ -71,24 +71,29 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        device = inputs[0].device
-        for t in inputs[1:]:
-            if t.device != device:
+        # Plain loops, not generators: this runs for every op, and Python's overhead per op is
+        # the cost of small tensors.
+        device, wants_grad = inputs[0].device, False
+        for t in inputs:
+            if t.device is not device and t.device != device:
                 raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, got "
                                    f"{device} and {t.device}; move them with .to(device)")
+            wants_grad = wants_grad or t._requires_grad
+        track = wants_grad and _grad_mode.enabled
         fn = cls.__new__(cls)
         fn.k = device.backend
-        track = _grad_mode.enabled and any(t._requires_grad for t in inputs)
-        fn.needs_input_grad = tuple(t._requires_grad and track for t in inputs)
+        fn.needs_input_grad = tuple([t._requires_grad for t in inputs]) if track else \
+            (False,) * len(inputs)
         out = fn.forward(*[t.array for t in inputs], **params)
-        outputs = tuple(_make_tensor(a, device, track) for a in (
-            out if isinstance(out, tuple) else (out,)))
+        multi = isinstance(out, tuple)
+        outputs = tuple([_make_tensor(a, device, track) for a in out]) if multi else \
+            (_make_tensor(out, device, track),)
         if cls.VIEW:
             for t in outputs:
                 t._version = inputs[0]._version
         if track:
             record(fn, inputs, outputs)
-        return outputs if isinstance(out, tuple) else outputs[0]
+        return outputs if multi else outputs[0]
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
@@ -110,11 +115,21 @@ def record(fn, inputs, outputs):
     outputs, None) for a tensor an op made, (None, 0, the tensor) for a leaf, None for an
     input that needs no gradient. Fixed now, because an in-place op later gives the tensor
     object a new history that this Function must not follow."""
-    fn.edges = tuple(((t._ctx, t._output_index, None) if t._ctx is not None else (None, 0, t))
-                     if t._requires_grad else None for t in inputs)
-    fn.output_meta = tuple((t.shape, t.dtype, t.device) for t in outputs)
-    saved = [inputs[i] for i in fn.SAVES] + (list(outputs) if fn.SAVES_OUTPUT else [])
-    fn.saved_versions = tuple((t._version, t._version.value) for t in saved)
+    edges = []
+    for t in inputs:
+        if not t._requires_grad:
+            edges.append(None)
+        elif t._ctx is not None:
+            edges.append((t._ctx, t._output_index, None))
+        else:
+            edges.append((None, 0, t))
+    fn.edges = edges
+    fn.output_meta = [(tuple(t.array.shape), t.array.dtype, t.device) for t in outputs]
+    if fn.SAVES or fn.SAVES_OUTPUT:
+        saved = [inputs[i] for i in fn.SAVES] + (list(outputs) if fn.SAVES_OUTPUT else [])
+        fn.saved_versions = [(t._version, t._version.value) for t in saved]
+    else:
+        fn.saved_versions = ()
     for i, t in enumerate(outputs):
         t._ctx, t._output_index = fn, i
 
