@@ -82,32 +82,25 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_parameter(self, name, param):
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, got "
-                            f"{type(param).__name__}")
-        self._check_init("parameters")
+    def _register(self, op, table, name, value, kind):
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{op}: '{name}' must be a {kind.__name__} or None, got "
+                            f"{type(value).__name__}")
+        self._check_init(table.strip("_"))
         self._forget(name)
-        self._parameters[name] = param
+        getattr(self, table)[name] = value
+
+    def register_parameter(self, name, param):
+        self._register("register_parameter", "_parameters", name, param, Parameter)
 
     def register_buffer(self, name, tensor, persistent=True):
         """A tensor that is state but not a parameter (running statistics): moved by to(),
         saved in state_dict() unless persistent=False, never given to an optimiser."""
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"register_buffer: '{name}' must be a Tensor or None, got "
-                            f"{type(tensor).__name__}")
-        self._check_init("buffers")
-        self._forget(name)
-        self._buffers[name] = tensor
+        self._register("register_buffer", "_buffers", name, tensor, Tensor)
         (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
 
     def add_module(self, name, module):
-        if module is not None and not isinstance(module, Module):
-            raise TypeError(f"add_module: '{name}' must be a Module, got "
-                            f"{type(module).__name__}")
-        self._check_init("modules")
-        self._forget(name)
-        self._modules[name] = module
+        self._register("add_module", "_modules", name, module, Module)
 
     # ----- calling -----
     def forward(self, *args, **kwargs):
