@@ -6,9 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-gpu bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cuda,plots]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cuda,plots,graphs]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,6 +1,9 @@
 """tinygrad_lite.nn.functional (imported as F): layer math as functions, PyTorch's names and
 argument order. Modules in nn/ hold parameters and call these."""
 from ..ops import elementwise as E
+from ..ops.conv import *  # noqa: F401,F403  (each op module lists its functions in __all__)
+from ..ops.norm import *  # noqa: F401,F403
+from ..ops.pool import *  # noqa: F401,F403
 from ..ops.activation import elu, gelu, maxout, prelu, selu, silu, swish  # noqa: F401
 from ..ops.dropout import drop_connect, dropout, dropout2d, stochastic_depth  # noqa: F401
 from ..ops.loss import (binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: F401

@@ -17,10 +17,16 @@ from .matmul import matmul
 from .memory import contiguous, empty, from_numpy, full, is_array, to_numpy
 from .movement import cat, expand, getitem, index_add, pad, permute, reshape
 from .reduce import argreduce, reduce
+from . import conv, norm, optim, pool
+from .conv import *  # noqa: F401,F403  (each family module lists its kernels in __all__)
+from .norm import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
 
 NAME = "cuda"
 
 # The backend API, identical in kernels/cpu and kernels/cuda (see kernels/__init__.py).
 __all__ = ["NAME", "empty", "full", "from_numpy", "to_numpy", "is_array", "contiguous",
            "elementwise", "reduce", "argreduce", "matmul", "reshape", "permute", "expand",
-           "getitem", "cat", "pad", "index_add"]
+           "getitem", "cat", "pad", "index_add",
+           *conv.__all__, *pool.__all__, *norm.__all__, *optim.__all__]

@@ -1,0 +1,2 @@
+"""CPU kernels for optimiser updates, in place."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""CPU kernels for pooling forward and backward."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""CUDA kernels for convolution (im2col + GEMM) forward and backward."""
+__all__ = []

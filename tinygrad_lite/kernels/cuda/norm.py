@@ -1,0 +1,2 @@
+"""CUDA kernels for normalisation statistics, normalise+affine and backward."""
+__all__ = []

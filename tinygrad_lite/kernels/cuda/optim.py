@@ -1,0 +1,2 @@
+"""CUDA kernels for optimiser updates, in place."""
+__all__ = []

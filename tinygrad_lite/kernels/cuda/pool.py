@@ -1,0 +1,2 @@
+"""CUDA kernels for pooling forward and backward."""
+__all__ = []

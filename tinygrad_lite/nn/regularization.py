@@ -1,0 +1,2 @@
+"""Gradient clipping and penalties."""
+__all__ = []
