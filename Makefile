@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-gpu bench clean
+.PHONY: demo test test-gpu bench graph clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test-gpu: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench_ops.py
+
+# The computation graph of the demo MLP after one backward: build/mlp_graph.dot (+ .svg/.png)
+graph: $(STAMP)
+	$(BIN)/python tools/graph.py mlp --out build/mlp_graph
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
