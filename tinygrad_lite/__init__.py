@@ -9,6 +9,6 @@ from .dtype import bool_, float32, float64, int64
 from .gradcheck import GradcheckResult, gradcheck
 from .random import manual_seed
 from .tensor import Tensor
-from . import nn, optim  # noqa: E402  (they build on Tensor)
+from . import data, nn, optim  # noqa: E402  (they build on Tensor)
 
 __version__ = "0.1.0"
