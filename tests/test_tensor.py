@@ -95,3 +95,20 @@ def test_relu_sigmoid_tanh_are_methods():
     np.testing.assert_allclose(x.tanh().numpy(), np.tanh([-1, 0, 2]), rtol=1e-6)
     np.testing.assert_allclose(x.sigmoid().numpy(), 1 / (1 + np.exp([1.0, 0, -2])), rtol=1e-6)
     assert tl.tensor([1, -2]).relu().dtype == tl.float32  # integers promote, as exp does
+
+
+def test_deepcopy_copies_storage_and_keeps_the_class():
+    import copy
+    from tinygrad_lite import nn
+    model = nn.Sequential(nn.Linear(3, 2))
+    model(tl.ones(4, 3)).sum().backward()
+    twin = copy.deepcopy(model)
+    w, w2 = model[0].weight, twin[0].weight
+    assert type(w2) is nn.Parameter and w2.requires_grad and w2.device == w.device
+    np.testing.assert_array_equal(w2.numpy(), w.numpy())
+    np.testing.assert_array_equal(w2.grad.numpy(), w.grad.numpy())
+    with tl.no_grad():
+        w2 += 1.0
+    assert not np.array_equal(w2.numpy(), w.numpy())  # its own storage
+    with pytest.raises(RuntimeError, match="only a leaf tensor can be deep-copied"):
+        copy.deepcopy(w * 2)

@@ -4,6 +4,7 @@ file turns Python syntax and PyTorch-style methods into calls of ops.
 
 `t.array` is the raw backend array (NumPy or a CUDA device array); `t.data` is, as in
 PyTorch, a Tensor sharing that storage that records no graph."""
+import copy
 from math import prod
 
 import numpy as np
@@ -136,6 +137,21 @@ class Tensor:
         t = Tensor._wrap(self.array, self.device, False)
         t._version = self._version
         return t
+
+    def __deepcopy__(self, memo):
+        """A new leaf of the same class (a Parameter stays one) with its own copy of the
+        storage, on the same device, and a copy of .grad: what copy.deepcopy(model) needs. As
+        in PyTorch, only leaves can be deep-copied; the graph is never copied."""
+        if self._ctx is not None:
+            raise RuntimeError("deepcopy: only a leaf tensor can be deep-copied (this one was "
+                               f"made by {type(self._ctx).__name__}); detach() it first")
+        new = object.__new__(type(self))
+        with autograd.no_grad():
+            new._init(self.detach().clone().array, self.device, self._requires_grad)
+        memo[id(self)] = new
+        if self.grad is not None:
+            new.grad = copy.deepcopy(self.grad, memo)
+        return new
 
     def backward(self, gradient=None, retain_graph=False):
         if not self.requires_grad:

@@ -253,22 +253,12 @@ def _fuse(name, layer, bn):
     gamma = np.ones(out_channels) if bn.weight is None else bn.weight.numpy().astype(np.float64)
     beta = np.zeros(out_channels) if bn.bias is None else bn.bias.numpy().astype(np.float64)
     s = gamma / np.sqrt(var + bn.eps)
-    fused = copy.deepcopy(layer, _tensor_copies(layer))
+    fused = copy.deepcopy(layer)
     dtype, device = layer.weight.dtype, layer.weight.device
     fused.weight = Parameter(Tensor(W * s.reshape((-1,) + (1,) * (W.ndim - 1)), dtype=dtype,
                                     device=device))
     fused.bias = Parameter(Tensor((b - mean) * s + beta, dtype=dtype, device=device))
     return fused
-
-
-def _tensor_copies(module):
-    """A deepcopy memo that copies the module's parameters and buffers by value (a Tensor
-    holds its device, which does not deep-copy)."""
-    memo = {}
-    for t in list(module.parameters()) + list(module.buffers()):
-        c = Tensor(t.numpy(), dtype=t.dtype, device=t.device)
-        memo[id(t)] = Parameter(c, t.requires_grad) if isinstance(t, Parameter) else c
-    return memo
 
 
 def fuse_conv_bn_eval(conv, bn):
