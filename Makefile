@@ -12,7 +12,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python demos/spiral.py
+	$(BIN)/python demos/train_cifar10.py
 
 # The CUDA tests run on Numba's CUDA simulator here (tests/conftest.py turns it on).
 test: $(STAMP)

@@ -1,0 +1,158 @@
+"""Checkpoints: a nested training state (model and optimiser state_dicts, scheduler state,
+history, RNG states, ...) saved as ONE `.npz` file, written atomically.
+
+Layout of the file: every array (a Tensor or a NumPy array anywhere in the state) is its own
+`.npz` entry named by its path in the state ("model/0.weight",
+"optimizer/state/0/momentum_buffer"), so `np.load(path).files` shows what is inside; the rest
+of the tree (numbers, strings, lists, dicts, and where each array goes) is JSON in the entry
+`__meta__`. Python floats round-trip exactly through JSON (repr is the shortest exact form),
+and the file is read with `allow_pickle=False`: loading a checkpoint never runs code.
+
+Atomic: the file is written to a temporary file in the same directory, flushed and fsynced,
+then `os.replace`d over the target (atomic on POSIX and Windows), and the directory is fsynced
+so the rename itself survives a crash. A failure at any point leaves the old checkpoint intact.
+"""
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from ..tensor import Tensor
+
+FORMAT = "tinygrad_lite.checkpoint"
+VERSION = 1
+META = "__meta__"
+
+__all__ = ["save_checkpoint", "load_checkpoint"]
+
+
+# ----- the nested state <-> (JSON tree, arrays) -----
+def _pack(obj, path, arrays):
+    """obj as a JSON-able tree; arrays go to `arrays` under a key made from `path`."""
+    if isinstance(obj, (Tensor, np.ndarray)):
+        key = "/".join(path) or "value"
+        while key in arrays or key == META:  # dict keys 0 and "0" would share a path
+            key += "_"
+        if isinstance(obj, Tensor):
+            arrays[key] = obj.numpy()
+            return {"__tensor__": key, "device": str(obj.device),
+                    "requires_grad": obj.requires_grad}
+        arrays[key] = obj
+        return {"__ndarray__": key}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, dict):
+        items = [[_pack(k, path + ("key",), arrays), _pack(v, path + (str(k),), arrays)]
+                 for k, v in obj.items()]
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: v for k, v in items}
+        return {"__dict__": items}  # int keys (optimiser state by index) keep their type
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_pack(v, path + (str(i),), arrays) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_pack(v, path + (str(i),), arrays) for i, v in enumerate(obj)]
+    raise TypeError(f"save_checkpoint: cannot store a {type(obj).__name__} at "
+                    f"'{'/'.join(path)}'; expected Tensors, NumPy arrays, numbers, strings, None, "
+                    f"lists, tuples or dicts")
+
+
+def _unpack(tree, arrays, device):
+    if isinstance(tree, list):
+        return [_unpack(v, arrays, device) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+    if "__tensor__" in tree:
+        a = arrays[tree["__tensor__"]]
+        t = Tensor(a, dtype=a.dtype, device=device if device is not None else tree["device"])
+        return t.requires_grad_() if tree["requires_grad"] else t
+    if "__ndarray__" in tree:
+        return arrays[tree["__ndarray__"]]
+    if "__tuple__" in tree:
+        return tuple(_unpack(v, arrays, device) for v in tree["__tuple__"])
+    if "__dict__" in tree:
+        return {_unpack(k, arrays, device): _unpack(v, arrays, device)
+                for k, v in tree["__dict__"]}
+    return {k: _unpack(v, arrays, device) for k, v in tree.items()}
+
+
+# ----- atomic file writing -----
+def _write_npz(fileobj, arrays):
+    """The one place bytes are written (tests replace it with one that fails half-way)."""
+    np.savez(fileobj, **arrays)
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # Windows cannot open a directory; its rename is durable enough
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_savez(path, arrays):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_npz(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+# ----- public -----
+def save_checkpoint(path, state):
+    """Write `state` (a dict: state_dicts, numbers, strings, lists, Tensors, NumPy arrays, in
+    any nesting) to `path` as one .npz, atomically. Returns the path.
+
+    >>> save_checkpoint("run/ckpt.npz", {"model": model.state_dict(), "epoch": 3})
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"save_checkpoint: expected a dict of state, got {type(state).__name__}")
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise ValueError(f"save_checkpoint: the file name must end in .npz, got {path!r}")
+    arrays = {}
+    tree = _pack(state, (), arrays)
+    meta = json.dumps({"format": FORMAT, "version": VERSION, "state": tree})
+    arrays[META] = np.array(meta)
+    _atomic_savez(path, arrays)
+    return path
+
+
+def load_checkpoint(path, device=None):
+    """The state dict that save_checkpoint wrote to `path`. Tensors come back on the device
+    they were saved from, or on `device` when given (like torch.load's map_location)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_checkpoint: no checkpoint file at {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError) as e:
+        raise ValueError(f"load_checkpoint: {path!r} is not a readable .npz file ({e})") from None
+    if META not in arrays:
+        raise ValueError(f"load_checkpoint: {path!r} is an .npz file but not a tinygrad_lite "
+                         f"checkpoint (it has no '{META}' entry)")
+    meta = json.loads(str(arrays.pop(META)))
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(f"load_checkpoint: {path!r} has format {meta.get('format')!r} version "
+                         f"{meta.get('version')!r}, expected {FORMAT!r} version {VERSION}")
+    return _unpack(meta["state"], arrays, device)
