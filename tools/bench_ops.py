@@ -6,7 +6,11 @@ timing is the median of --repeat runs, taken after a warm-up call so that Numba 
 (or loading its on-disk cache) is excluded; that first call is reported in its own column.
 No assertions: timings are information, not tests.
 
-    python tools/bench_ops.py [--repeat 7] [--quick]
+The layer rows (conv, batch norm + ReLU, max-pool at the CIFAR-10 demo's shapes) compare
+with PyTorch instead, when `torch` is importable, with its thread count set to Numba's and its
+tensors in channels_last memory (its fastest CPU layout, and the one this engine keeps).
+
+    python tools/bench_ops.py [--repeat 7] [--quick] [--no-layers]
 """
 import argparse
 import os
@@ -110,6 +114,90 @@ def case_matmul(rng, m, k, n):
     return tiny, ref
 
 
+def layer_cases(rng, batch):
+    """(name, tinygrad_lite fn, torch builder) per layer row: forward + backward at the
+    CIFAR-10 demo's shapes, NCHW tensors over NHWC memory on both sides."""
+    from tinygrad_lite.nn import functional as F
+
+    def nhwc(n, c, h, w):
+        return rng.standard_normal((n, h, w, c), dtype=F32)
+
+    def ours(x_nhwc, make_out, params):
+        leaf = tl.Tensor(x_nhwc, requires_grad=True)
+        tensors = [tl.Tensor(a, requires_grad=True) for a in params]
+
+        def run():  # the permute is part of the graph, so it is recorded on every run
+            out = make_out(leaf.permute(0, 3, 1, 2), *tensors)
+            out.backward(gradient=tl.ones_like(out))
+            for t in (leaf, *tensors):
+                t.grad = None
+        return run
+
+    def theirs(torch, x_nhwc, make_out, params):
+        x = torch.from_numpy(x_nhwc).permute(0, 3, 1, 2).requires_grad_()
+        tensors = [torch.from_numpy(a).requires_grad_() for a in params]
+
+        def run():
+            out = make_out(x, *tensors)
+            out.backward(torch.ones_like(out))
+            x.grad = None
+            for t in tensors:
+                t.grad = None
+        return run
+
+    cases = []
+    for c, hw in ((32, 32), (64, 16)):
+        x = nhwc(batch, c, hw, hw)
+        w = (rng.standard_normal((c, c, 3, 3), dtype=F32) * 0.1).astype(F32)
+        b = np.zeros(c, F32)
+        cases.append((f"conv3x3 {c}->{c} {hw}x{hw} b{batch}",
+                      ours(x, lambda x, w, b: F.conv2d(x, w, b, padding=1), (w, b)),
+                      lambda torch, x=x, w=w, b=b: theirs(
+                          torch, x, lambda x, w, b: torch.nn.functional.conv2d(
+                              x, w, b, padding=1), (w, b))))
+        gamma, beta = np.ones(c, F32), np.zeros(c, F32)
+
+        def bn_relu(x, g, b, c=c):  # fresh running statistics on every call
+            return F.batch_norm(x, tl.zeros(c), tl.ones(c), g, b, training=True,
+                                activation="relu")
+
+        def torch_bn_relu(torch, x=x, c=c, gamma=gamma, beta=beta):
+            return theirs(torch, x, lambda x, g, b: torch.relu(torch.nn.functional.batch_norm(
+                x, torch.zeros(c), torch.ones(c), g, b, training=True)), (gamma, beta))
+        cases.append((f"batchnorm+relu {c}ch {hw}x{hw}", ours(x, bn_relu, (gamma, beta)),
+                      torch_bn_relu))
+        cases.append((f"maxpool2x2 {c}ch {hw}x{hw}",
+                      ours(x, lambda x: F.max_pool2d(x, 2), ()),
+                      lambda torch, x=x: theirs(
+                          torch, x, lambda x: torch.nn.functional.max_pool2d(x, 2), ())))
+    return cases
+
+
+def layer_rows(rng, repeat, quick):
+    batch = 16 if quick else 128
+    try:
+        import torch
+        torch.set_num_threads(numba.get_num_threads())
+        print(f"\nlayers, forward+backward, float32, cpu, batch {batch}; torch "
+              f"{torch.__version__} with {torch.get_num_threads()} threads, channels_last")
+    except ImportError:
+        torch = None
+        print(f"\nlayers, forward+backward, float32, cpu, batch {batch} (torch not importable: "
+              "no reference column; `pip install torch` to compare)")
+    print(f"{'layer':<32}{'first call':>12}{'tinygrad_lite':>15}{'torch':>12}{'ratio':>8}")
+    for name, run, make_ref in layer_cases(rng, batch):
+        t0 = time.perf_counter()
+        run()
+        first = time.perf_counter() - t0
+        if torch is None:
+            (t_run,) = bench((run,), repeat)
+            print(f"{name:<32}{first * 1e3:>9.1f} ms{t_run * 1e3:>12.2f} ms")
+            continue
+        t_run, t_ref = bench((run, make_ref(torch)), repeat)
+        print(f"{name:<32}{first * 1e3:>9.1f} ms{t_run * 1e3:>12.2f} ms"
+              f"{t_ref * 1e3:>9.2f} ms{t_run / t_ref:>7.1f}x")
+
+
 def dispatch_loop(requires_grad, loops):
     """`a * b` on 4 elements, loops times: pure per-op overhead, the math is negligible."""
     a, b = (tl.Tensor(np.arange(1, 5, dtype=F32), requires_grad=requires_grad) for _ in range(2))
@@ -121,6 +209,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per row (median)")
     parser.add_argument("--quick", action="store_true",
                         help="3 repeats and no large sizes: a smoke run")
+    parser.add_argument("--no-layers", action="store_true",
+                        help="skip the conv / batch norm / pooling rows")
     args = parser.parse_args()
     repeat = 3 if args.quick else args.repeat
     rng = np.random.default_rng(0)
@@ -162,6 +252,9 @@ def main():
         print(f"  {name:<36}{us:>7.2f} us/op  ({verdict} the < {DISPATCH_TARGET_US:.0f} us "
               f"target, {us / np_us:.1f}x numpy)")
     print(f"  {'numpy':<36}{np_us:>7.2f} us/op")
+
+    if not args.no_layers:
+        layer_rows(rng, repeat, args.quick)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ import pytest
 from tinygrad_lite.kernels import cpu, cuda, scalar
 
 
+CORE = ["NAME", "empty", "full", "from_numpy", "to_numpy", "is_array", "contiguous",
+        "elementwise", "reduce", "argreduce", "matmul", "reshape", "permute", "expand",
+        "getitem", "cat", "pad", "index_add"]
+
+
 def test_backends_export_the_same_names_and_signatures():
     assert cpu.__all__ == cuda.__all__
     for name in cpu.__all__:
@@ -14,6 +19,14 @@ def test_backends_export_the_same_names_and_signatures():
         if callable(a):
             assert inspect.signature(a) == inspect.signature(b), name
     assert (cpu.NAME, cuda.NAME) == ("cpu", "cuda")
+
+
+@pytest.mark.parametrize("backend", [cpu, cuda])
+def test_api_is_the_core_then_each_family_module(backend):
+    families = (backend.conv, backend.pool, backend.norm, backend.optim)
+    assert backend.__all__ == CORE + [name for f in families for name in f.__all__]
+    for family in families:
+        assert family.__all__, f"{family.__name__} exports nothing"
 
 
 @pytest.mark.parametrize("backend", [cpu, cuda])

@@ -36,9 +36,6 @@ def order_of(a):
 # ---- the contract ---------------------------------------------------------------------------
 
 def test_exports():
-    assert K.__all__ == ["NAME", "empty", "full", "from_numpy", "to_numpy", "is_array",
-                         "contiguous", "elementwise", "reduce", "argreduce", "matmul", "reshape",
-                         "permute", "expand", "getitem", "cat", "pad", "index_add"]
     t = rand(3, 4).T
     assert K.contiguous(t).flags.c_contiguous and np.array_equal(K.contiguous(t), t)
     c = rand(3, 4)

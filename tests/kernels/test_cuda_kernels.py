@@ -19,9 +19,6 @@ def host(a):
 
 
 def test_api_and_contiguous():
-    assert K.__all__ == ["NAME", "empty", "full", "from_numpy", "to_numpy", "is_array",
-                         "contiguous", "elementwise", "reduce", "argreduce", "matmul",
-                         "reshape", "permute", "expand", "getitem", "cat", "pad", "index_add"]
     x = dev(np.ones((2, 3)))
     assert K.contiguous(x) is x
     t = np.arange(12.0).reshape(3, 4).T  # a non-contiguous host array uploads by value
