@@ -4,9 +4,8 @@
                           [--batch 8] [--depth 1] [--no-grads] [--max-nodes 200]
                           [--out build/mlp_graph] [--formats svg,png] [--device cpu]
 
-`mlp` is a 4-16-3 MLP, `cifar` a small CIFAR-10 convnet (conv-BN-ReLU-pool twice, then a
-linear layer); any other name is `module.path:attr`, where attr is a Module, a Module class or
-a function returning one (e.g. `demos.train_cifar10:convnet --input-shape 3,32,32`). The loss
+`mlp` is a 4-16-3 MLP, `cifar` the CIFAR-10 demo's convnet (narrowed to width 8); any other
+name is `module.path:attr`, where attr is a Module, a Module class or a function returning one (e.g. `demos.train_cifar10:convnet --input-shape 3,32,32`). The loss
 is cross-entropy against random labels when the model's output is (batch, classes), the mean
 square of the output otherwise. Nodes are coloured by gradient norm (--no-grads turns it off),
 ops are boxed by module, --depth collapses modules into single nodes.
@@ -17,6 +16,7 @@ matplotlib drawing, and says how to install Graphviz.
 """
 import argparse
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -39,19 +39,14 @@ def mlp():
     return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
-def cifar_convnet(width=8, classes=10):
-    """conv-BN-ReLU-pool twice, then a linear classifier: the CIFAR-10 demo's shape, narrow
-    enough to draw. The conv, batch-norm and pooling layers are imported only here."""
-    missing = [n for n in ("Conv2d", "BatchNorm2d", "MaxPool2d") if not hasattr(nn, n)]
-    if missing:
-        raise SystemExit(f"graph.py: the cifar model needs nn.{', nn.'.join(missing)}, which "
-                         "this build of tinygrad_lite does not have yet; try `mlp`")
-
-    def block(cin, cout):
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                nn.MaxPool2d(2)]
-    return nn.Sequential(*block(3, width), *block(width, 2 * width), nn.Flatten(),
-                         nn.Linear(2 * width * 8 * 8, classes))
+def cifar_convnet():
+    """The CIFAR-10 demo's convnet (demos/train_cifar10.py), narrowed to width 8 and 32
+    hidden units so that its graph stays readable."""
+    path = Path(__file__).resolve().parents[1] / "demos" / "train_cifar10.py"
+    spec = importlib.util.spec_from_file_location("train_cifar10", path)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    return demo.convnet(width=8, hidden=32)
 
 
 DEMOS = {"mlp": (mlp, (4,)), "cifar": (cifar_convnet, (3, 32, 32))}
