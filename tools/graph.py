@@ -5,9 +5,10 @@
                           [--out build/mlp_graph] [--formats svg,png] [--device cpu]
 
 `mlp` is a 4-16-3 MLP, `cifar` the CIFAR-10 demo's convnet (narrowed to width 8); any other
-name is `module.path:attr`, where attr is a Module, a Module class or a function returning one (e.g. `demos.train_cifar10:convnet --input-shape 3,32,32`). The loss
-is cross-entropy against random labels when the model's output is (batch, classes), the mean
-square of the output otherwise. Nodes are coloured by gradient norm (--no-grads turns it off),
+name is `module.path:attr`, where attr is a Module, a Module class or a function returning one
+(e.g. `demos.train_cifar10:convnet --input-shape 3,32,32`). The loss is cross-entropy against
+random labels when the model's output is (batch, classes), the mean square of the output
+otherwise. Nodes are coloured by gradient norm (--no-grads turns it off),
 ops are boxed by module, --depth collapses modules into single nodes.
 
 Writes OUT.dot always; OUT.svg/OUT.png with Graphviz's `dot` program when it is installed;
