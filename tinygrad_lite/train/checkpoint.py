@@ -103,6 +103,10 @@ def _atomic_savez(path, arrays):
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:
+        # mkstemp makes the file private (0600); give it the mode open() would have
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, arrays)
             f.flush()
