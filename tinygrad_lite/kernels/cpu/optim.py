@@ -1,21 +1,38 @@
-"""CPU kernels for optimiser updates, in place: one fused loop per rule family, over the flat
-elements of a parameter, its gradient and its state arrays.
+"""CPU kernels for optimiser updates, in place: one fused prange loop per rule family, over the
+flat elements of a parameter, its gradient and its state arrays. The per-element math lives in
+kernels/optim_math.py (shared with the CUDA kernels), inlined into these loops.
 
 Each kernel reads the gradient once and writes the parameter and the state in the same pass,
-so an update makes no temporaries. Switches (nesterov, amsgrad, centered, maximize...) are
-runtime arguments, so each family compiles once per dtype; a state array a switch leaves unused
-is passed as an empty array of the parameter's dtype (one signature). Scalars arrive as float64
-and the arithmetic runs in float64, rounded once into the parameter's dtype. The update
-equations are PyTorch's (torch/optim/*.py), documented in tinygrad_lite/optim/.
+so an update makes no temporaries. Switches are runtime arguments, so each family compiles once
+per dtype (serial and parallel twins); see optim_math.py for the arithmetic and its rounding.
 """
-import math
+import hashlib
+import pathlib
+import types
 
-import numpy as np
+import numba
 from numba import prange
 
-from .jit import kernel, twin
+from .. import optim_math
+from .jit import specialised, twin
 
 __all__ = ["sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "grad_norm_pow"]
+
+# Numba's cache checks only the timestamp of the file defining a kernel (this one), not of the
+# optim_math.py it inlines: a tag of that file's contents in every kernel's name (next to
+# jit.py's tag of scalar.py) gives an edited optim_math.py new cache entries, not stale code.
+_MATH_TAG = hashlib.sha1(pathlib.Path(optim_math.__file__).read_bytes()).hexdigest()[:10]
+
+_MATH = optim_math.compile_all(numba.njit(inline="always", error_model="numpy"))
+_sgd_update, _adagrad_update, _rmsprop_update, _adam_update, _norm_pow_fold = (
+    _MATH.sgd, _MATH.adagrad, _MATH.rmsprop, _MATH.adam, _MATH.norm_pow)
+
+
+def _tagged(fn):
+    """`fn` renamed with _MATH_TAG; `specialised` and `twin` build the kernel's name, hence its
+    cache entry, from this name."""
+    return types.FunctionType(fn.__code__, fn.__globals__, f"{fn.__name__}_{_MATH_TAG}",
+                              fn.__defaults__)
 
 
 def _flat(a):
@@ -26,85 +43,42 @@ def _flat(a):
 
 def _sgd_loop(p, g, buf, lr, weight_decay, momentum, dampening, nesterov, maximize, first):
     for i in prange(p.size):
-        d = -np.float64(g[i]) if maximize else np.float64(g[i])
-        if weight_decay != 0.0:
-            d += weight_decay * p[i]
-        if momentum != 0.0:
-            b = d if first else momentum * buf[i] + (1.0 - dampening) * d
-            buf[i] = b
-            d = d + momentum * b if nesterov else b
-        p[i] = p[i] - lr * d
+        _sgd_update(i, p, g, buf, lr, weight_decay, momentum, dampening, nesterov, maximize,
+                    first)
 
 
 def _adagrad_loop(p, g, state_sum, clr, weight_decay, eps, maximize):
     for i in prange(p.size):
-        d = -np.float64(g[i]) if maximize else np.float64(g[i])
-        if weight_decay != 0.0:
-            d += weight_decay * p[i]
-        s = state_sum[i] + d * d
-        state_sum[i] = s
-        p[i] = p[i] - clr * d / (math.sqrt(np.float64(state_sum[i])) + eps)
+        _adagrad_update(i, p, g, state_sum, clr, weight_decay, eps, maximize)
 
 
 def _rmsprop_loop(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum,
                   centered, maximize):
     for i in prange(p.size):
-        d = -np.float64(g[i]) if maximize else np.float64(g[i])
-        if weight_decay != 0.0:
-            d += weight_decay * p[i]
-        square_avg[i] = alpha * square_avg[i] + (1.0 - alpha) * d * d
-        v = np.float64(square_avg[i])
-        if centered:
-            grad_avg[i] = alpha * grad_avg[i] + (1.0 - alpha) * d
-            m = np.float64(grad_avg[i])
-            v -= m * m
-        step = d / (math.sqrt(v) + eps)
-        if momentum > 0.0:
-            buf[i] = momentum * buf[i] + step
-            step = np.float64(buf[i])
-        p[i] = p[i] - lr * step
+        _rmsprop_update(i, p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay,
+                        momentum, centered, maximize)
 
 
 def _adam_loop(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
                decoupled, amsgrad, maximize, step_size, bias_correction2_sqrt):
     for i in prange(p.size):
-        d = -np.float64(g[i]) if maximize else np.float64(g[i])
-        w = np.float64(p[i])
-        if decoupled:
-            w *= 1.0 - lr * weight_decay
-        elif weight_decay != 0.0:
-            d += weight_decay * w
-        exp_avg[i] = beta1 * exp_avg[i] + (1.0 - beta1) * d
-        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1.0 - beta2) * d * d
-        v = np.float64(exp_avg_sq[i])
-        if amsgrad:
-            if max_exp_avg_sq[i] > v:
-                v = np.float64(max_exp_avg_sq[i])
-            max_exp_avg_sq[i] = v
-        p[i] = w - step_size * exp_avg[i] / (math.sqrt(v) / bias_correction2_sqrt + eps)
+        _adam_update(i, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
+                     weight_decay, decoupled, amsgrad, maximize, step_size,
+                     bias_correction2_sqrt)
 
 
 def _norm_pow_loop(x, p):
-    # sum |x|^p, or max |x| for p = inf; p = 2 and 1 avoid the pow call (the common cases).
     # Serial: a float reduction in a prange would need a per-thread buffer; a gradient norm
     # is memory-bound and runs once per step.
     total = 0.0
     for i in range(x.size):
-        a = abs(np.float64(x[i]))
-        if p == np.inf:
-            total = max(total, a)
-        elif p == 2.0:
-            total += a * a
-        elif p == 1.0:
-            total += a
-        else:
-            total += a ** p
+        total = _norm_pow_fold(total, x[i], p)
     return total
 
 
-_sgd, _adagrad, _rmsprop, _adam = (twin(f) for f in (_sgd_loop, _adagrad_loop, _rmsprop_loop,
-                                                       _adam_loop))
-_norm_pow = kernel(_norm_pow_loop)
+_sgd, _adagrad, _rmsprop, _adam = (twin(_tagged(f)) for f in (_sgd_loop, _adagrad_loop,
+                                                               _rmsprop_loop, _adam_loop))
+_norm_pow = specialised(_tagged(_norm_pow_loop))
 
 
 def sgd_step(param, grad, buf, lr, weight_decay, momentum, dampening, nesterov, maximize,

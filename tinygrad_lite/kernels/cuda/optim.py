@@ -1,81 +1,55 @@
-"""CUDA kernels for optimiser updates, in place: the loops of kernels/cpu/optim.py as
-grid-stride kernels, one thread per element, the same float64 arithmetic and the same
-switches as runtime arguments (one compile per dtype). A state array a switch leaves unused is
-an empty device array of the parameter's dtype."""
+"""CUDA kernels for optimiser updates, in place: grid-stride loops, one thread per element,
+calling the per-element math of kernels/optim_math.py (shared with kernels/cpu/optim.py) as
+device functions: the same float64 arithmetic and the same switches as runtime arguments (one
+compile per dtype). A state array a switch leaves unused is an empty device array of the
+parameter's dtype."""
 import math
 
 import numpy as np
 from numba import cuda
 
+from .. import optim_math
 from ..scalar import MAX, SUM
-from .jit import MAX_BLOCKS, THREADS, kernel, launch
+from .jit import MAX_BLOCKS, THREADS, device, kernel, launch
 from .memory import empty, flat
 from .reduce import reduce
 
 __all__ = ["sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "grad_norm_pow"]
 
+# No content tag needed (unlike the CPU kernels): CUDA kernels are not cached on disk (jit.py).
+_MATH = optim_math.compile_all(device)
+_sgd_update, _adagrad_update, _rmsprop_update, _adam_update, _norm_pow_fold = (
+    _MATH.sgd, _MATH.adagrad, _MATH.rmsprop, _MATH.adam, _MATH.norm_pow)
+
 
 @kernel
 def _sgd(p, g, buf, lr, weight_decay, momentum, dampening, nesterov, maximize, first):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        d = -np.float64(g[i]) if maximize else np.float64(g[i])
-        if weight_decay != 0.0:
-            d += weight_decay * p[i]
-        if momentum != 0.0:
-            b = d if first else momentum * buf[i] + (1.0 - dampening) * d
-            buf[i] = b
-            d = d + momentum * b if nesterov else b
-        p[i] = p[i] - lr * d
+        _sgd_update(i, p, g, buf, lr, weight_decay, momentum, dampening, nesterov, maximize,
+                    first)
 
 
 @kernel
 def _adagrad(p, g, state_sum, clr, weight_decay, eps, maximize):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        d = -np.float64(g[i]) if maximize else np.float64(g[i])
-        if weight_decay != 0.0:
-            d += weight_decay * p[i]
-        state_sum[i] = state_sum[i] + d * d
-        p[i] = p[i] - clr * d / (math.sqrt(np.float64(state_sum[i])) + eps)
+        _adagrad_update(i, p, g, state_sum, clr, weight_decay, eps, maximize)
 
 
 @kernel
 def _rmsprop(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum, centered,
              maximize):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        d = -np.float64(g[i]) if maximize else np.float64(g[i])
-        if weight_decay != 0.0:
-            d += weight_decay * p[i]
-        square_avg[i] = alpha * square_avg[i] + (1.0 - alpha) * d * d
-        v = np.float64(square_avg[i])
-        if centered:
-            grad_avg[i] = alpha * grad_avg[i] + (1.0 - alpha) * d
-            m = np.float64(grad_avg[i])
-            v -= m * m
-        step = d / (math.sqrt(v) + eps)
-        if momentum > 0.0:
-            buf[i] = momentum * buf[i] + step
-            step = np.float64(buf[i])
-        p[i] = p[i] - lr * step
+        _rmsprop_update(i, p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay,
+                        momentum, centered, maximize)
 
 
 @kernel
 def _adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
           decoupled, amsgrad, maximize, step_size, bias_correction2_sqrt):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        d = -np.float64(g[i]) if maximize else np.float64(g[i])
-        w = np.float64(p[i])
-        if decoupled:
-            w *= 1.0 - lr * weight_decay
-        elif weight_decay != 0.0:
-            d += weight_decay * w
-        exp_avg[i] = beta1 * exp_avg[i] + (1.0 - beta1) * d
-        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1.0 - beta2) * d * d
-        v = np.float64(exp_avg_sq[i])
-        if amsgrad:
-            if max_exp_avg_sq[i] > v:
-                v = np.float64(max_exp_avg_sq[i])
-            max_exp_avg_sq[i] = v
-        p[i] = w - step_size * exp_avg[i] / (math.sqrt(v) / bias_correction2_sqrt + eps)
+        _adam_update(i, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
+                     weight_decay, decoupled, amsgrad, maximize, step_size,
+                     bias_correction2_sqrt)
 
 
 @kernel
@@ -85,21 +59,17 @@ def _norm_pow_partials(x, p, partials):
     t = cuda.grid(1)
     total = 0.0
     for i in range(t, x.size, cuda.gridsize(1)):
-        a = abs(np.float64(x[i]))
-        if p == math.inf:
-            total = max(total, a)
-        elif p == 2.0:
-            total += a * a
-        elif p == 1.0:
-            total += a
-        else:
-            total += a ** p
+        total = _norm_pow_fold(total, x[i], p)
     partials[t] = total
 
 
 def _run(fn, param, *args):
     p = flat(param)
     if p.size:
+        # Scalars as np.float64: the same float64 type to the compiler as a Python float, but
+        # on the simulator it keeps NumPy from doing `lr * float32 element` in float32 (a
+        # Python float is a "weak" scalar to NumPy), so the simulator computes as the GPU does.
+        args = [np.float64(a) if type(a) is float else a for a in args]
         launch(fn, p.size)(p, *args)
 
 
