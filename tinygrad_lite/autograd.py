@@ -166,10 +166,12 @@ def _check_versions(fn):
                 "use an out-of-place op, or .clone() the tensor before changing it")
 
 
-def _post_order(root):
+def _post_order(root, who="backward()"):
     """Every Function reachable from `root` through inputs that require grad, each listed
     after all the Functions that produce its inputs (a true post-order: a Function is appended
-    only when every path below it is finished, whatever the path lengths)."""
+    only when every path below it is finished, whatever the path lengths). Inputs are visited
+    first to last, so the order also reads as the data flowed (the graph drawing uses it).
+    `who` names the caller in the error for a freed graph."""
     order, visited, stack = [], set(), [(root, False)]
     while stack:
         fn, finished = stack.pop()
@@ -180,11 +182,11 @@ def _post_order(root):
             continue
         if getattr(fn, "released", False):
             raise RuntimeError(
-                "backward(): the graph behind this tensor was already freed by an earlier "
-                "backward(); call backward(retain_graph=True) the first time to walk it twice")
+                f"{who}: the graph behind this tensor was already freed by an earlier "
+                "backward(); call backward(retain_graph=True) the first time to keep it")
         visited.add(id(fn))
         stack.append((fn, True))
-        for edge in fn.edges:
+        for edge in reversed(fn.edges):
             if edge is not None and edge[0] is not None and id(edge[0]) not in visited:
                 stack.append((edge[0], False))
     return order

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..autograd import HookHandle
+from ..autograd import HookHandle, _post_order
 from ..tensor import Tensor
 
 GRAD_LOW, GRAD_HIGH = 1e-5, 1e3  # default ends of the colour scale: vanishing .. exploding
@@ -48,26 +48,9 @@ def _norm(array):
 
 
 def _walk(output, who):
-    """The Functions behind `output`, each after the producers of its inputs (inputs visited
-    first to last, so the drawing reads in data-flow order)."""
-    order, seen, stack = [], set(), [(output._ctx, False)] if output._ctx is not None else []
-    while stack:
-        fn, done = stack.pop()
-        if done:
-            order.append(fn)
-            continue
-        if id(fn) in seen:
-            continue
-        if getattr(fn, "released", False):
-            raise RuntimeError(f"{who}: the graph behind this tensor was freed by backward(); "
-                               "call backward(retain_graph=True), or draw before backward "
-                               "(draw_graph(..., show_grads=True) runs backward itself)")
-        seen.add(id(fn))
-        stack.append((fn, True))
-        for edge in reversed(fn.edges):
-            if edge is not None and edge[0] is not None and id(edge[0]) not in seen:
-                stack.append((edge[0], False))
-    return order
+    """The Functions behind `output`, each after the producers of its inputs, in data-flow
+    order (the same walk as backward's)."""
+    return _post_order(output._ctx, who) if output._ctx is not None else []
 
 
 def _tensors(obj):
