@@ -55,8 +55,8 @@ RECIPES = {
 def convnet(width=32, hidden=256, dropout=0.5, classes=10):
     """[conv3x3-w BN ReLU] x2, maxpool, [conv3x3-2w BN ReLU] x2, maxpool, linear, ReLU,
     dropout, linear. Convs have no bias (BN's beta is the bias). Kaiming-normal init (std
-    sqrt(2 / fan_in)) for the ReLU layers keeps activations' scale through the stack; BN starts
-    at gamma 1, beta 0."""
+    sqrt(2 / fan_in)) for the layers before a ReLU keeps activations' scale through the stack;
+    the classifier starts at N(0, 0.01^2); BN starts at gamma 1, beta 0."""
     w = width
 
     def block(cin, cout):  # BN then ReLU, fused into one kernel each way (same math)
@@ -72,6 +72,9 @@ def convnet(width=32, hidden=256, dropout=0.5, classes=10):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+    # The classifier feeds no ReLU: small weights make every class equally likely at first, so
+    # the initial loss is log(10) = 2.3, the lectures' first sanity check (Kaiming here gave 3.6).
+    nn.init.normal_(model[-1].weight, std=0.01)
     return model
 
 
