@@ -1,4 +1,7 @@
 """Strategies and checks shared by the tests."""
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import strategies as st
@@ -51,3 +54,12 @@ def separated(shape):
     centred differences straddle a kink."""
     return hnp.arrays(np.float64, shape, unique=True,
                       elements=st.integers(-30, 30).map(lambda i: i / 10))
+
+
+def load_demo(name):
+    """demos/<name>.py as a module (the demos are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "demos" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"demo_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

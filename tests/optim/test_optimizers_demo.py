@@ -1,20 +1,14 @@
 """demos/optimizers.py writes its two pictures (real PNGs), and each rule's trajectory starts at
 the start and stays finite."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-DEMO = Path(__file__).resolve().parents[2] / "demos" / "optimizers.py"
+from helpers import load_demo
 
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("optimizers_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("optimizers")
 
 
 def test_the_demo_writes_both_pictures(demo, tmp_path):

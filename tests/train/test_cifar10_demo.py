@@ -1,24 +1,17 @@
 """demos/train_cifar10.py end to end on a tiny configuration (64 images, width 4, one epoch):
 the options parse, the recipe's model has the issue's shape, and a run writes its curves and a
 checkpoint that resumes. Accuracy is the demo's own check (`make demo`), not this test's."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from helpers import load_demo
 from tinygrad_lite.train import load_checkpoint
-
-DEMO = Path(__file__).resolve().parents[2] / "demos" / "train_cifar10.py"
 
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("train_cifar10_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("train_cifar10")
 
 
 def test_full_recipe_model_has_the_issue_shape(demo):

@@ -146,6 +146,16 @@ def _bump(*tensors):
 
 
 # ----- the functions -----
+def _check_channel_args(name, input, running_mean, running_var, weight, bias, eps):
+    """Batch and instance norm: each per-channel vector given must have shape (C,); returns
+    the checked eps."""
+    C = input.shape[1]
+    for what, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        _check_vector(name, what, t, (C,), input)
+    return _check_eps(name, eps)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5, activation=None):
     """Normalise each channel (dim 1) of (N, C, *S) by its mean and variance over N and S,
@@ -160,10 +170,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if activation not in (None, "relu"):
         raise ValueError(f"{name}: activation must be None or 'relu', got {activation!r}")
     C = input.shape[1]
-    for what, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
-        _check_vector(name, what, t, (C,), input)
-    eps = _check_eps(name, eps)
+    eps = _check_channel_args(name, input, running_mean, running_var, weight, bias, eps)
     view = tuple(input.shape)
     stats = running = None
     if training:
@@ -231,10 +238,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     name = "instance_norm"
     _check_input(name, input, 3)
     C = input.shape[1]
-    for what, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
-        _check_vector(name, what, t, (C,), input)
-    eps = _check_eps(name, eps)
+    eps = _check_channel_args(name, input, running_mean, running_var, weight, bias, eps)
     view = tuple(input.shape)
     if not use_input_stats:
         if running_mean is None or running_var is None:
