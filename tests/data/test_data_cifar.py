@@ -92,8 +92,53 @@ def test_missing_and_truncated_files_say_what_to_do(tmp_path, monkeypatch):
         CIFAR10(tmp_path, sample="yes")
 
 
-def test_the_shipped_sample_stands_in_and_says_so(tmp_path, capsys):
-    train = CIFAR10(tmp_path, sample="auto")
+def no_root_given(tmp_path, monkeypatch):
+    """Neither root= nor $TINYGRAD_LITE_DATA, and a default root (under $HOME) that is empty."""
+    monkeypatch.delenv("TINYGRAD_LITE_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_a_given_root_may_be_the_folder_or_its_parent(tmp_path, monkeypatch, as_folder):
+    folder, _, labels = write_layout(tmp_path)
+    root = folder if as_folder else tmp_path
+    for given in (str(root), None):
+        if given is None:
+            monkeypatch.setenv("TINYGRAD_LITE_DATA", str(root))
+        test = CIFAR10(given, train=False, sample="auto")
+        assert not test.is_sample and len(test) == PER_BATCH
+        np.testing.assert_array_equal(test.targets, labels["test_batch"])
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_given_root_without_the_data_is_an_error_even_with_sample_auto(tmp_path, monkeypatch,
+                                                                         capsys, how):
+    no_root_given(tmp_path, monkeypatch)
+    # the demo's --data-root .../cifar-10-batches-py, mistyped: no fallback to the sample
+    root = tmp_path / "data" / "cifar-10-batches-py"
+    root.mkdir(parents=True)
+    if how == "environment":
+        monkeypatch.setenv("TINYGRAD_LITE_DATA", str(root))
+    with pytest.raises(FileNotFoundError) as e:
+        CIFAR10(str(root) if how == "argument" else None, sample="auto")
+    msg = str(e.value)
+    given_by = "the root argument" if how == "argument" else "$TINYGRAD_LITE_DATA"
+    assert f"CIFAR10: {root} (given by {given_by}) does not hold the CIFAR-10 data set" in msg
+    assert f"looked for data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5 " \
+           f"in {root};" in msg
+    assert "only when no root is given" in msg and "download=True" in msg
+    assert capsys.readouterr().err == ""
+    parent = tmp_path / "elsewhere"
+    parent.mkdir()
+    with pytest.raises(FileNotFoundError, match="looked for test_batch in "
+                       + str(parent / "cifar-10-batches-py") + " and in " + str(parent)
+                       + " itself; missing test_batch"):
+        CIFAR10(parent, train=False, sample="auto")
+
+
+def test_the_shipped_sample_stands_in_and_says_so(tmp_path, monkeypatch, capsys):
+    no_root_given(tmp_path, monkeypatch)
+    train = CIFAR10(sample="auto")
     assert "full data set not found" in capsys.readouterr().err and train.is_sample
     test = CIFAR10(tmp_path, train=False, sample=True)
     assert train.data.shape == (5000, 32, 32, 3) and train.data.dtype == np.uint8

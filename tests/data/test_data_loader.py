@@ -1,5 +1,8 @@
 """Datasets and the DataLoader: order, seeding, drop_last, prefetching threads, and the
 layout and values of the batches."""
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -45,14 +48,15 @@ def test_tensor_dataset_subset_and_random_split():
 
 def test_batches_are_float32_nchw_views_over_nhwc_memory_with_the_right_values():
     x, y = image_set(n=5, h=3, w=4, c=3)
-    images, labels = next(iter(data.DataLoader(data.TensorDataset(x, y), batch_size=5)))
+    ds = data.TensorDataset(x, y, layout="NHWC")
+    images, labels = next(iter(data.DataLoader(ds, batch_size=5)))
     assert images.shape == (5, 3, 3, 4) and images.dtype == tl.float32
     assert images.stride() == (3 * 4 * 3, 1, 4 * 3, 3)  # NHWC memory under the NCHW API
     np.testing.assert_allclose(images.numpy(), x.transpose(0, 3, 1, 2) / 255.0, rtol=1e-6)
     assert labels.dtype == tl.int64 and labels.numpy().tolist() == y.tolist()
     # Normalize last: converted and normalised in the same pass
     norm = data.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    images, _ = next(iter(data.DataLoader(data.TensorDataset(x, y), 5, transform=norm)))
+    images, _ = next(iter(data.DataLoader(ds, 5, transform=norm)))
     assert images.stride() == (36, 1, 12, 3)
     np.testing.assert_allclose(images.numpy(), (x.transpose(0, 3, 1, 2) / 255 - 0.5) / 0.25,
                                rtol=1e-5, atol=1e-6)
@@ -96,7 +100,7 @@ def augment():
 @pytest.mark.parametrize("num_workers", [1, 3])
 def test_prefetching_threads_give_the_same_batches_as_no_prefetch(num_workers):
     x, y = image_set(n=64, h=16, w=16)  # a 64 x 16 x 16 x 3 batch crosses 32k elements
-    ds = data.TensorDataset(x, y)
+    ds = data.TensorDataset(x, y, layout="NHWC")
 
     def batches(workers):
         tl.manual_seed(11)
@@ -113,17 +117,91 @@ def test_prefetching_threads_give_the_same_batches_as_no_prefetch(num_workers):
     np.testing.assert_allclose(big.numpy(), x.transpose(0, 3, 1, 2) / 255.0, rtol=1e-6)
 
 
-def test_breaking_early_and_errors_in_workers():
-    ds = data.TensorDataset(*image_set(n=40))
-    loader = data.DataLoader(ds, batch_size=2, num_workers=2, prefetch_factor=3)
-    for i, _ in enumerate(loader):
-        if i == 1:
-            break  # the pool shuts down; nothing hangs
+def within(seconds, fn):
+    """fn() in a daemon thread, failing (not hanging) if it takes longer than `seconds`."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as e:  # re-raised in the test's thread
+            outcome["error"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"timed out after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def loader_threads():
+    return {t for t in threading.enumerate() if t.name.startswith("DataLoader")}
+
+
+def test_breaking_early_joins_the_worker_threads_and_errors_in_workers_surface():
+    ds = data.TensorDataset(*image_set(n=40), layout="NHWC")
+    before = loader_threads()
+
+    def consume_two():
+        loader = data.DataLoader(ds, batch_size=2, num_workers=2, prefetch_factor=3)
+        seen = 0
+        for seen, _ in enumerate(loader, 1):
+            if seen == 2:
+                break  # the pool shuts down: queued batches dropped, running ones joined
+        return seen, loader_threads() - before
+    seen, left = within(30, consume_two)
+    assert seen == 2 and not any(t.is_alive() for t in left)
 
     def broken(x):
         raise RuntimeError("boom in the transform")
     with pytest.raises(RuntimeError, match="boom in the transform"):
-        list(data.DataLoader(ds, batch_size=2, num_workers=2, transform=broken))
+        within(30, lambda: list(data.DataLoader(ds, batch_size=2, num_workers=2,
+                                                transform=broken)))
+    assert not any(t.is_alive() for t in loader_threads() - before)
+
+
+class Counted(data.Dataset):
+    """Counts the batches gathered (a loader thread gathers each batch once)."""
+
+    def __init__(self, n):
+        self.x, self.gathered, self.lock = np.arange(n), 0, threading.Lock()
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+    def __getitems__(self, indices, generator=None):
+        with self.lock:
+            self.gathered += 1
+        return (self.x[indices],)
+
+
+@pytest.mark.parametrize("num_workers, prefetch_factor", [(1, 1), (2, 2), (3, 1)])
+def test_at_most_num_workers_times_prefetch_factor_batches_are_loaded_ahead(
+        num_workers, prefetch_factor):
+    ds = Counted(100)
+    limit = num_workers * prefetch_factor
+    loader = data.DataLoader(ds, batch_size=2, num_workers=num_workers,
+                             prefetch_factor=prefetch_factor)
+
+    def first_then_wait():
+        it = iter(loader)
+        first = next(it)
+        time.sleep(0.3)  # time for the workers to run as far ahead as they are allowed
+        ahead = ds.gathered
+        second = next(it)
+        time.sleep(0.3)
+        then = ds.gathered
+        it.close()
+        return first, second, ahead, then
+    first, second, ahead, then = within(30, first_then_wait)
+    assert first[0].numpy().tolist() == [0, 1] and second[0].numpy().tolist() == [2, 3]
+    # the batch the consumer holds plus those in flight or queued: `limit`, and one more
+    # only once the consumer took the next
+    assert ahead == limit and then == limit + 1
 
 
 class Squares(data.Dataset):
@@ -154,3 +232,85 @@ def test_clear_errors():
         data.DataLoader(ds, transform=data.RandomHorizontalFlip(), collate_fn=list)
     with pytest.raises(ValueError, match="num_workers must be an int >= 0"):
         data.DataLoader(ds, num_workers=-1)
+
+
+# ----- the layout of a dataset's images is declared, never guessed from the dtype -----
+def test_a_tensor_dataset_of_nchw_uint8_images_comes_out_as_it_is():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (4, 3, 6, 5)).astype(np.uint8)  # NCHW, as PyTorch users store
+    images, _ = next(iter(data.DataLoader(data.TensorDataset(x, np.arange(4)), batch_size=4)))
+    assert images.shape == (4, 3, 6, 5) and images.dtype == tl.float32
+    np.testing.assert_allclose(images.numpy(), x / 255.0, rtol=1e-6)
+    assert data.TensorDataset(x).layout == "NCHW"
+    # with a transform, the loader hands the transforms NHWC and returns NCHW views again
+    flip = data.RandomHorizontalFlip(p=1.0)
+    images, _ = next(iter(data.DataLoader(data.TensorDataset(x, np.arange(4)), batch_size=4,
+                                          transform=flip)))
+    assert images.shape == (4, 3, 6, 5) and images.stride() == (90, 1, 15, 3)
+    np.testing.assert_allclose(images.numpy(), x[..., ::-1] / 255.0, rtol=1e-6)
+    # a dataset that declares nothing is taken as it is (NCHW), whatever its dtype
+    images, _ = next(iter(data.DataLoader(NoLayout(x), batch_size=4)))
+    assert images.shape == (4, 3, 6, 5)
+    np.testing.assert_allclose(images.numpy(), x / 255.0, rtol=1e-6)
+
+
+class NoLayout(data.Dataset):
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], i
+
+
+def test_a_tensor_dataset_declared_nhwc_gives_nchw_views_over_nhwc_memory():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (4, 6, 5, 3)).astype(np.uint8)
+    for images in (x, x.astype(np.float32) / 255):  # the declaration, not uint8, decides
+        ds = data.TensorDataset(images, np.arange(4), layout="NHWC")
+        assert ds.layout == "NHWC" and data.Subset(ds, [0]).layout == "NHWC"
+        batch, _ = next(iter(data.DataLoader(ds, batch_size=4)))
+        assert batch.shape == (4, 3, 6, 5) and batch.stride() == (90, 1, 15, 3)
+        np.testing.assert_allclose(batch.numpy(), x.transpose(0, 3, 1, 2) / 255.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="TensorDataset: layout must be 'NCHW' or 'NHWC', "
+                                         "got 'CHW'"):
+        data.TensorDataset(x, layout="CHW")
+    with pytest.raises(ValueError, match=r"TensorDataset: layout='NHWC' describes 4-D images "
+                                         r"\(N, H, W, C\) in the first array, got shape \(4, 90\)"):
+        data.TensorDataset(x.reshape(4, -1), layout="NHWC")
+
+
+class Draws(data.Transform):
+    """Writes two draws of its generator into each image, with a pause between them that
+    depends on the batch, so that threads sharing one generator would interleave their
+    draws."""
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    def apply(self, x, y, rng):
+        out = x.astype(np.float32)
+        out[:, 0, 0, 0] = rng.random()
+        time.sleep(0.002 * (int(x[0, 0, 0, 2]) % 3))
+        out[:, 0, 0, 1] = rng.random()
+        return out, y
+
+
+def test_a_transform_with_its_own_generator_is_deterministic_with_worker_threads():
+    x = np.arange(48, dtype=np.float32).repeat(3).reshape(48, 1, 1, 3)
+
+    def run(workers):
+        aug = data.Compose([data.RandomCrop(1, padding=1, generator=np.random.default_rng(2)),
+                            Draws(np.random.default_rng(1))])
+        loader = data.DataLoader(data.TensorDataset(x, np.arange(48), layout="NHWC"),
+                                 batch_size=2, transform=aug, num_workers=workers)
+        return np.concatenate([b.numpy() for epoch in range(2) for b, _ in loader])
+
+    serial = within(60, lambda: run(0))
+    assert (serial[:, 2] == 0).any() and (serial[:, 2] > 0).any()  # crops in the padding too
+    assert len(np.unique(serial[:, 0])) > 40  # the draws differ from batch to batch
+    assert not np.array_equal(serial[:48], serial[48:])  # and from epoch to epoch
+    for _ in range(3):
+        np.testing.assert_array_equal(within(60, lambda: run(3)), serial)

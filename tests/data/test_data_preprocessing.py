@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tinygrad_lite as tl
 from tinygrad_lite import data
 
 
@@ -98,3 +99,20 @@ def test_clear_errors():
         data.ZCAWhitening().fit(np.zeros((1, 3)))
     with pytest.raises(KeyError, match="missing"):
         data.MeanImage().load_state_dict({})
+
+
+@pytest.mark.parametrize("cls", [data.MeanImage, data.Standardize, data.PCAWhitening,
+                                 data.ZCAWhitening])
+def test_a_tensor_gets_a_clear_error_that_says_what_is_wanted(cls):
+    x = np.random.default_rng(8).random((6, 2, 2, 3)).astype(np.float32)
+    batch = tl.Tensor(x).permute(0, 3, 1, 2)  # what a DataLoader hands the model
+    name = cls.__name__
+    with pytest.raises(TypeError, match=rf"{name}.fit: expected a NumPy array on the host "
+                                        rf"\(NHWC images .* got a Tensor of shape "
+                                        rf"\(6, 3, 2, 2\)"):
+        cls().fit(batch)
+    fitted = cls().fit(x)
+    with pytest.raises(TypeError, match=rf"{name}: expected a NumPy array .* got a Tensor .*"
+                                        rf"t.permute\(0, 2, 3, 1\).numpy\(\)"):
+        fitted(batch)
+    np.testing.assert_array_equal(fitted(batch.permute(0, 2, 3, 1).numpy()), fitted(x))

@@ -151,6 +151,26 @@ def test_pca_color_shift_adds_one_rgb_vector_per_image():
         data.PCAColorShift()(x)
 
 
+def test_pca_color_shift_draws_its_own_shift_for_every_image():
+    """AlexNet's fancy PCA: alpha ~ N(0, std^2) per image and component; image n gets
+    sum_i alpha_ni sigma_i p_i added to every pixel (the first image's shift for all was a
+    bug)."""
+    x = images(14, (6, 3, 2, 3), np.float32)
+    sigma, eigvecs = np.array([0.5, 0.2, 0.1]), np.linalg.qr(
+        np.random.default_rng(15).standard_normal((3, 3)))[0]
+    t = data.PCAColorShift(sigma ** 2, eigvecs, std=0.3)
+    out = t(x, generator=np.random.default_rng(16))
+    alpha = np.random.default_rng(16).normal(0.0, 0.3, (6, 3))
+    shift = (alpha * sigma) @ eigvecs.T  # (N, 3): row n is image n's RGB shift
+    np.testing.assert_allclose(out, x + shift[:, None, None, :], rtol=1e-5, atol=1e-6)
+    assert len({tuple(np.round(out[n, 0, 0] - x[n, 0, 0], 5)) for n in range(6)}) == 6
+    u = images(17, (6, 3, 2, 3))  # uint8: rounded and saturated per image
+    ref = np.clip(np.floor(u + 255 * shift[:, None, None, :] + 0.5), 0, 255)
+    t255 = data.PCAColorShift((255 * sigma) ** 2, eigvecs, std=0.3)
+    got = t255(u, generator=np.random.default_rng(16)).astype(np.int64)
+    assert np.abs(got - ref).max() <= 1  # float32 vs float64 at .5 ties
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 8])
 def test_cutout_zeroes_one_clipped_square_and_nothing_else(size):
     x = images(8, (40, 5, 6, 2), low=1)
@@ -221,6 +241,35 @@ def test_tta_averages_softmax_over_flips_and_crops():
     ref = np.mean([softmax(logits(v)) for v in views], axis=0)
     got = data.tta_predict(model, batch, flip=False, shift=1).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
+def test_tta_runs_a_model_in_training_mode_in_eval_mode_and_restores_it():
+    x = tl.Tensor(images(18, (3, 4, 4, 3), np.float32)).permute(0, 3, 1, 2)
+    tl.manual_seed(0)
+    model = tl.nn.Sequential(tl.nn.Flatten(), tl.nn.Linear(48, 5), tl.nn.Dropout(0.5))
+    for training in (True, False):
+        model.train(training)
+        first = data.tta_predict(model, x, shift=1).numpy()
+        again = data.tta_predict(model, x, shift=1).numpy()
+        assert model.training is training and model[2].training is training
+        np.testing.assert_array_equal(first, again)  # no dropout masks: deterministic
+        model.eval()
+        np.testing.assert_array_equal(first, data.tta_predict(model, x, shift=1).numpy())
+
+
+@pytest.mark.parametrize("transform", [
+    data.RandomCrop(32, padding=4), data.RandomHorizontalFlip(), data.Cutout(4),
+    data.ColorJitter(0.2), data.Normalize((0.5,) * 3, (0.2,) * 3)], ids=repr)
+def test_nhwc_transforms_given_an_nchw_batch_say_the_layout_is_the_problem(transform):
+    name = type(transform).__name__
+    nchw = images(19, (2, 3, 32, 32))
+    with pytest.raises(ValueError, match=rf"{name}: expected NHWC images \(N, H, W, C\), got "
+                                         rf"shape \(2, 3, 32, 32\), which looks like NCHW"):
+        transform(nchw)
+    with pytest.raises(TypeError, match=rf"{name}: expected a NumPy \(N, H, W, C\) batch on "
+                                        rf"the host, got a Tensor of shape \(2, 3, 32, 32\)"):
+        transform(tl.Tensor(nchw.astype(np.float32)))
+    transform(nchw.transpose(0, 2, 3, 1))  # the same batch channels-last is fine
 
 
 def test_clear_errors():

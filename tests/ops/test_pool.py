@@ -436,6 +436,76 @@ def test_cpu_and_cuda_agree_on_a_multi_block_launch():
             np.testing.assert_allclose(on_cpu, on_cuda, rtol=1e-12, atol=1e-12)
 
 
+# ----- deterministic CUDA backward (tl.use_deterministic_algorithms) -----
+@pytest.fixture
+def deterministic():
+    from tinygrad_lite import determinism
+    before = determinism.are_deterministic_algorithms_enabled()
+    determinism.use_deterministic_algorithms(True)
+    yield determinism
+    determinism.use_deterministic_algorithms(before)
+
+
+class _NoScatter:
+    """Stands in for the atomic scatter kernel: launching it fails the test."""
+
+    def __getitem__(self, config):
+        raise AssertionError("the atomic-add scatter ran with deterministic algorithms on")
+
+
+@pytest.mark.parametrize("dtype", [tl.float32, tl.float64])
+def test_deterministic_cuda_backward_gathers_the_cpu_gradients_bit_for_bit(
+        deterministic, monkeypatch, dtype):
+    """Overlapping windows (stride < kernel, dilation, adaptive and fractional regions), one
+    shared argmax for many windows, and (1, 2, 12, 12) = 288 input elements: a gather over
+    more than one 256-thread block. The gather adds in the CPU's order, so the float32 sums
+    round the same way."""
+    from tinygrad_lite.kernels.cuda import pool as cuda_pool
+    monkeypatch.setattr(cuda_pool, "_backward", _NoScatter())
+    x, u = distinct(20, (1, 2, 12, 12)), np.random.default_rng(21).random((1, 2, 2))
+    cases = {
+        "max 3/1 pad 1": lambda t: F.max_pool2d(t, 3, 1, 1),
+        "max 3/1 dilation 2": lambda t: F.max_pool2d(t, 3, 1, 0, dilation=2),
+        "avg 3/1": lambda t: F.avg_pool2d(t, 3, 1),
+        "avg 3/2 pad 1 ceil": lambda t: F.avg_pool2d(t, 3, 2, 1, ceil_mode=True,
+                                                     count_include_pad=False),
+        "adaptive avg 5": lambda t: F.adaptive_avg_pool2d(t, 5),
+        "adaptive max 7": lambda t: F.adaptive_max_pool2d(t, 7),
+        "fractional": lambda t: F.fractional_max_pool2d(t, 3, output_size=(8, 7),
+                                                         _random_samples=u),
+    }
+    for name, fn in cases.items():
+        grads = []
+        for device in ("cpu", "cuda"):
+            t = tensor(x, device, dtype, requires_grad=True)
+            out = fn(t)
+            g = np.random.default_rng(22).standard_normal(out.shape)
+            out.backward(tensor(g, device, dtype))
+            grads.append(t.grad.numpy())
+        assert np.abs(grads[0]).max() > 0, name
+        np.testing.assert_array_equal(grads[1], grads[0], err_msg=name)
+
+
+def test_the_determinism_flag_is_a_bool_and_off_by_default():
+    from tinygrad_lite import determinism
+    assert determinism.are_deterministic_algorithms_enabled() is False
+    with pytest.raises(TypeError, match="use_deterministic_algorithms: expected True or "
+                                        "False, got 1"):
+        determinism.use_deterministic_algorithms(1)
+
+
+def test_covering_ranges_are_the_outputs_whose_windows_hold_each_input():
+    from tinygrad_lite.kernels.cuda.pool import covering_ranges
+    for shape, k, s, p, d in [((9, 9), 3, 1, 1, 1), ((9, 9), 3, 2, 1, 2), ((9, 9), 2, 3, 0, 1)]:
+        starts, counts = P._sliding_plan("t", shape, (k, k), (s, s), (p, p), (d, d), False,
+                                         False, True, None)[:2]
+        lo, hi = covering_ranges(starts, counts, d, shape[0])
+        for h in range(shape[0]):
+            span = [o for o in range(starts.shape[1])
+                    if starts[0, o] <= h <= starts[0, o] + (counts[0, o] - 1) * d]
+            assert list(range(lo[0, h], hi[0, h])) == span, (shape, k, s, p, d, h)
+
+
 # ----- fractional pooling: the sequence and its randomness -----
 @given(n=st.integers(1, 40), k=st.integers(1, 4), data=st.data())
 def test_fractional_regions_are_in_bounds_and_cover_the_input(n, k, data):

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from .dataset import Dataset
-from .download import ENV_VAR, data_root, download_url, extract_tar, md5sum
+from .download import ENV_VAR, download_url, extract_tar, md5sum, resolve_root
 from .transforms import apply_transform
 
 __all__ = ["CIFAR10", "SAMPLE_PATH"]
@@ -28,11 +28,14 @@ SAMPLE_PATH = pathlib.Path(__file__).with_name("cifar10_sample.npz")
 class CIFAR10(Dataset):
     """CIFAR-10 as in torchvision: ds[i] -> (uint8 (32, 32, 3) image, int label).
 
-    root: the directory holding cifar-10-batches-py/ (default: $TINYGRAD_LITE_DATA, else
-    ~/.cache/tinygrad_lite). download=True fetches and verifies the official archive when the
-    files are missing. transform: a batch transform (data.transforms) applied to every batch
-    the DataLoader gathers. sample: False (full set or an error), "auto" (the full set, else
-    the shipped sample, saying so) or True (the sample).
+    root: the directory holding cifar-10-batches-py/, or that folder itself (default:
+    $TINYGRAD_LITE_DATA, else ~/.cache/tinygrad_lite). download=True fetches and verifies the
+    official archive when the files are missing. transform: a batch transform
+    (data.transforms) applied to every batch the DataLoader gathers. sample: False (full set
+    or an error), "auto" (the full set, else the shipped sample, saying so) or True (the
+    sample). A root you give (the argument or $TINYGRAD_LITE_DATA) must hold the data set,
+    even with sample="auto": the sample stands in only for the default root, so a mistyped
+    path is an error, not a quiet run on 5,000 images.
 
     >>> train = CIFAR10(train=True, sample="auto")
     >>> train.data.shape, train.targets[:3], train.classes[0]
@@ -51,14 +54,16 @@ class CIFAR10(Dataset):
     def __init__(self, root=None, train=True, transform=None, download=False, sample=False):
         if sample not in (False, True, "auto"):
             raise ValueError(f"CIFAR10: sample must be False, True or 'auto', got {sample!r}")
-        self.root, self.train, self.transform = data_root(root), train, transform
+        self.train, self.transform = train, transform
+        self.root, self.given_by = resolve_root(root)
+        self.data_dir = self._locate(self.root)
         self.is_sample = sample is True
         if not self.is_sample:
             if download:
                 self.download()
             missing = self._missing()
-            if missing and sample == "auto":
-                print(f"CIFAR10: full data set not found under {self.root / self.folder} "
+            if missing and sample == "auto" and self.given_by is None:
+                print(f"CIFAR10: full data set not found under {self.data_dir} "
                       f"(missing {', '.join(missing)}); using the {SAMPLE_PATH.name} sample "
                       f"shipped with tinygrad_lite", file=sys.stderr)
                 self.is_sample = True
@@ -69,32 +74,54 @@ class CIFAR10(Dataset):
         else:
             self.data, self.targets = self._load_batches()
 
+    def _locate(self, root):
+        """root/cifar-10-batches-py, or root itself when it is that folder (by name, or
+        because it holds the batch files and has no such subfolder)."""
+        if root.name == self.folder:
+            return root
+        if not (root / self.folder).is_dir() and any(
+                (root / f).is_file() for f in (*self.train_files, *self.test_files)):
+            return root
+        return root / self.folder
+
     def _files(self):
         return self.train_files if self.train else self.test_files
 
     def _missing(self):
-        return [f for f in self._files() if not (self.root / self.folder / f).is_file()]
+        return [f for f in self._files() if not (self.data_dir / f).is_file()]
 
     def _missing_message(self, missing):
-        return (f"CIFAR10: {', '.join(missing)} not found in {self.root / self.folder}. "
-                f"Provide the data set (python version) by passing root=<directory holding "
-                f"{self.folder}/>, by setting {ENV_VAR}=<that directory>, or with "
-                f"download=True (fetches {self.url}); or pass sample='auto' to use the "
-                f"5,000-image sample shipped with the package.")
+        provide = (f"Provide the data set (python version) by passing root=<the directory "
+                   f"holding {self.folder}/, or that folder itself>, by setting "
+                   f"{ENV_VAR}=<that directory>, or with download=True (fetches {self.url})")
+        if self.given_by is None:
+            return (f"CIFAR10: {', '.join(missing)} not found in {self.data_dir}. {provide}; "
+                    f"or pass sample='auto' to use the 5,000-image sample shipped with the "
+                    f"package.")
+        looked = (f"{self.data_dir}" if self.data_dir != self.root / self.folder
+                  else f"{self.data_dir} and in {self.root} itself")
+        return (f"CIFAR10: {self.root} (given by {self.given_by}) does not hold the CIFAR-10 "
+                f"data set: looked for {', '.join(self._files())} in {looked}; missing "
+                f"{', '.join(missing)}. {provide}. The 5,000-image sample shipped with the "
+                f"package stands in (sample='auto') only when no root is given: neither "
+                f"root= nor ${ENV_VAR}.")
 
     def download(self):
         """Fetch, check (MD5) and unpack the archive into root unless the files are there."""
         if not self._missing():
             return
-        archive = self.root / self.archive
+        # into the folder's parent, so that root may name either of them
+        parent = self.data_dir.parent if self.data_dir.name == self.folder else self.root
+        parent.mkdir(parents=True, exist_ok=True)
+        archive = parent / self.archive
         if not (archive.is_file() and md5sum(archive) == self.md5):
             download_url(self.url, archive, self.md5)
-        extract_tar(archive, self.root, self.folder)
+        self.data_dir = extract_tar(archive, parent, self.folder)
 
     def _load_batches(self):
         images, labels = [], []
         for name in self._files():
-            path = self.root / self.folder / name
+            path = self.data_dir / name
             try:
                 with open(path, "rb") as f:
                     batch = pickle.load(f, encoding="bytes")

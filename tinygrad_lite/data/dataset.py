@@ -25,13 +25,27 @@ def _host(a):
         np.asarray(a)
 
 
+LAYOUTS = ("NCHW", "NHWC")
+
+
+def check_layout(name, layout):
+    if layout not in LAYOUTS:
+        raise ValueError(f"{name}: layout must be 'NCHW' or 'NHWC', got {layout!r}")
+    return layout
+
+
 class TensorDataset(Dataset):
     """Samples i of equally long arrays or Tensors (kept on the host as NumPy arrays).
 
-    >>> ds = TensorDataset(images_uint8_nhwc, labels)   # ds[3] -> (image, label)
+    `layout` says how 4-D images in the first array are stored: "NCHW" (the default, as in
+    PyTorch) or "NHWC" (channels last, as CIFAR10 holds them). The DataLoader reads it; it
+    never guesses a layout from the dtype.
+
+    >>> ds = TensorDataset(images_uint8_nchw, labels)   # ds[3] -> (image, label)
+    >>> ds = TensorDataset(images_uint8_nhwc, labels, layout="NHWC")
     """
 
-    def __init__(self, *arrays):
+    def __init__(self, *arrays, layout="NCHW"):
         if not arrays:
             raise ValueError("TensorDataset: expected at least one array")
         self.arrays = tuple(_host(a) for a in arrays)
@@ -39,6 +53,10 @@ class TensorDataset(Dataset):
         if None in lengths or len(set(lengths)) != 1:
             raise ValueError(f"TensorDataset: all arrays need the same first dimension, got "
                              f"shapes {[a.shape for a in self.arrays]}")
+        self.layout = check_layout("TensorDataset", layout)
+        if layout == "NHWC" and self.arrays[0].ndim != 4:
+            raise ValueError(f"TensorDataset: layout='NHWC' describes 4-D images (N, H, W, C) "
+                             f"in the first array, got shape {self.arrays[0].shape}")
 
     def __len__(self):
         return len(self.arrays[0])

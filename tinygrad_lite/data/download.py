@@ -11,15 +11,25 @@ import tarfile
 import tempfile
 import urllib.request
 
-__all__ = ["data_root", "download_url", "md5sum", "extract_tar"]
+__all__ = ["data_root", "resolve_root", "download_url", "md5sum", "extract_tar"]
 
 ENV_VAR = "TINYGRAD_LITE_DATA"
 
 
 def data_root(root=None):
     """The data directory: `root`, else $TINYGRAD_LITE_DATA, else ~/.cache/tinygrad_lite."""
-    root = root or os.environ.get(ENV_VAR) or pathlib.Path.home() / ".cache" / "tinygrad_lite"
-    return pathlib.Path(root).expanduser()
+    return resolve_root(root)[0]
+
+
+def resolve_root(root=None):
+    """(directory, who gave it): ("the root argument" or "$TINYGRAD_LITE_DATA") for a root the
+    user gave, None for the default ~/.cache/tinygrad_lite. A root the user gave must hold the
+    data; only the default may fall back to a bundled sample."""
+    if root is not None and str(root) != "":
+        return pathlib.Path(root).expanduser(), "the root argument"
+    if os.environ.get(ENV_VAR):
+        return pathlib.Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+    return pathlib.Path.home() / ".cache" / "tinygrad_lite", None
 
 
 def md5sum(path, chunk=1 << 20):

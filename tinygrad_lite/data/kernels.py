@@ -27,17 +27,21 @@ def _store(v, saturate):
 
 @kernel
 def affine(x, scale, shift, saturate, out):
-    """out[n,h,w,c] = x[n,h,w,c] * scale[n', c] + shift[n', c], n' = n if the tables have one
-    row per image, else 0: per-channel normalisation (one row) and per-image colour shifts
-    (one row each) in one pass, converting the dtype on the way."""
+    """out[n,h,w,c] = x[n,h,w,c] * scale[n', c] + shift[n'', c], n' = n if `scale` has one
+    row per image, else 0, and n'' likewise for `shift` (each table on its own): per-channel
+    normalisation (one row each) and per-image colour shifts (one scale row, a shift row per
+    image) in one pass, converting the dtype on the way."""
     N, H, W, C = x.shape
-    step = 1 if scale.shape[0] > 1 else 0  # row n * step of the tables
+    # Each table's own row step: a shared scale with per-image shifts must still give image n
+    # shift row n (taking both steps from `scale` gave every image the first shift).
+    scale_step = 1 if scale.shape[0] > 1 else 0
+    shift_step = 1 if shift.shape[0] > 1 else 0
     for n in prange(N):
-        r = n * step
+        rs, rt = n * scale_step, n * shift_step
         for h in range(H):
             for w in range(W):
                 for c in range(C):
-                    out[n, h, w, c] = _store(x[n, h, w, c] * scale[r, c] + shift[r, c],
+                    out[n, h, w, c] = _store(x[n, h, w, c] * scale[rs, c] + shift[rt, c],
                                              saturate)
 
 

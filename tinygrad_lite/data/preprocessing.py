@@ -16,6 +16,21 @@ from . import kernels as K
 __all__ = ["MeanImage", "Standardize", "PCAWhitening", "ZCAWhitening"]
 
 
+def host_array(name, x):
+    """x as a NumPy array, or a clear error for a Tensor (np.asarray of one fails with "setting
+    an array element with a sequence"). A Tensor is refused rather than converted: the
+    statistics are per last axis, and a batch Tensor from the DataLoader is (N, C, H, W), whose
+    last axis is the width, not the channels."""
+    if not isinstance(x, np.ndarray) and hasattr(x, "numpy") and hasattr(x, "device"):
+        raise TypeError(
+            f"{name}: expected a NumPy array on the host (NHWC images (N, H, W, C) or "
+            f"features (N, D)), got a Tensor of shape {tuple(x.shape)}; preprocessing runs on "
+            f"host batches before the model: use it as (or in) a DataLoader's transform, which "
+            f"sees NHWC batches, or pass an array (for an (N, C, H, W) Tensor: "
+            f"t.permute(0, 2, 3, 1).numpy())")
+    return np.asarray(x)
+
+
 class _Fitted:
     _state = ()  # names of the fitted arrays
 
@@ -23,7 +38,7 @@ class _Fitted:
         name = type(self).__name__
         if getattr(self, self._state[0]) is None:
             raise RuntimeError(f"{name}: call fit(training_data) (or load_state_dict) first")
-        x = np.asarray(x)
+        x = host_array(name, x)
         if x.shape[1:] != self.shape:
             raise ValueError(f"{name}: fitted on samples of shape {self.shape}, got a batch of "
                              f"shape {x.shape}")
@@ -31,7 +46,7 @@ class _Fitted:
 
     @staticmethod
     def _training(name, x, min_ndim=2):
-        x = np.asarray(x)
+        x = host_array(f"{name}.fit", x)
         if x.ndim < min_ndim or x.shape[0] < 2 or x.dtype.kind not in "uif":
             raise ValueError(f"{name}.fit: expected a numeric batch (N, ...) with N >= 2, got "
                              f"{x.dtype} with shape {x.shape}")
@@ -101,7 +116,7 @@ class Standardize(_Fitted):
         if self.mean is None:
             raise RuntimeError("Standardize: call fit(training_data) (or load_state_dict) "
                                "first")
-        x = np.asarray(x)
+        x = host_array("Standardize", x)
         if x.ndim < 2 or x.shape[-1] != len(self.mean):
             raise ValueError(f"Standardize: fitted on {len(self.mean)} channels (last axis), "
                              f"got a batch of shape {x.shape}")
@@ -180,5 +195,5 @@ class ZCAWhitening(_Whitening):
                        ).astype(np.float32)
 
     def transform(self, x):
-        x = np.asarray(x)
+        x = host_array("ZCAWhitening", x)
         return (self._centred(x) @ self.matrix).reshape(x.shape)

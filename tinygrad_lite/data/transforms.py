@@ -3,7 +3,13 @@
 Every transform takes a whole batch (N, H, W, C) and draws its random numbers for the batch on
 the host from a NumPy Generator (the `generator` given to the transform, else the one the
 DataLoader passes for this batch, else tinygrad_lite.random.generator(), which manual_seed
-resets); one Numba kernel then applies them. Same generator state, same batch.
+resets); one Numba kernel then applies them. Same generator state, same batch. In a
+DataLoader, a transform's own generator gives one seed per epoch (drawn in the iterating
+thread) and each batch draws from a generator derived from (that seed, batch index), so
+worker threads never share it.
+
+Transforms take channels-last (N, H, W, C) batches; an NCHW batch is refused with an error
+that says so (the DataLoader makes a dataset's NCHW images NHWC for its transform).
 
     >>> aug = Compose([RandomCrop(32, padding=4, padding_mode="reflect"),
     ...                RandomHorizontalFlip(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
@@ -14,7 +20,8 @@ Transforms that change targets (Mixup) are called with them: `t(x, y)` returns `
 uint8 stays uint8 (rounded, saturated) and float32 stays float32, except Normalize, which
 returns float32 (from uint8 it divides by 255 first, as torchvision's ToTensor + Normalize).
 """
-import math
+import contextlib
+import threading
 
 import numpy as np
 
@@ -33,10 +40,24 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 def check_batch(name, x, channels=None):
     """A C-contiguous (N, H, W, C) uint8 or float32 array, or a clear error."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name}: expected a NumPy (N, H, W, C) batch, got {type(x).__name__}")
+        what = (f"a Tensor of shape {tuple(x.shape)}" if hasattr(x, "numpy")
+                and hasattr(x, "device") else type(x).__name__)
+        raise TypeError(f"{name}: expected a NumPy (N, H, W, C) batch on the host, got {what}; "
+                        f"transforms run on host batches before the model: give them to a "
+                        f"DataLoader as its transform (it hands them NHWC batches)")
     if x.ndim != 4 or x.dtype not in (np.uint8, np.float32):
         raise TypeError(f"{name}: expected a uint8 or float32 (N, H, W, C) batch, got "
                         f"{x.dtype} with shape {x.shape}")
+    # Channels first (1 or 3 of them) with larger images behind: an NCHW batch, which the
+    # kernels would read as 1- or 3-pixel-high images (a crop fails as "larger than the
+    # image", a flip mirrors the wrong axis). A 1- or 3-pixel-high NHWC image with more than
+    # 4 channels, the only NHWC batch this refuses, is no image to augment.
+    if x.shape[1] in (1, 3) and x.shape[3] > 4 and x.shape[2] > 4:
+        raise ValueError(f"{name}: expected NHWC images (N, H, W, C), got shape {x.shape}, "
+                         f"which looks like NCHW (channels first); transforms work on "
+                         f"channels-last batches: declare the dataset's layout (the "
+                         f"DataLoader then hands transforms NHWC batches) or pass "
+                         f"x.transpose(0, 2, 3, 1)")
     if channels is not None and x.shape[3] != channels:
         raise ValueError(f"{name}: expected {channels} channels (NHWC), got shape {x.shape}")
     return np.ascontiguousarray(x)
@@ -55,14 +76,63 @@ def _probability(name, p):
     return float(p)
 
 
+# Per thread: {id(transform): Generator} for the batch this thread is making. The DataLoader
+# fills it (see batch_generators) so that a transform with its own generator draws from a
+# generator derived, in the iterating thread and in batch order, from that generator, instead
+# of from the shared generator itself, whose draws worker threads would interleave in whatever
+# order they happen to run.
+_batch = threading.local()
+
+
+@contextlib.contextmanager
+def batch_generators(generators):
+    """Within the block and in this thread, a Transform whose id is a key of `generators`
+    draws from that generator instead of its own."""
+    previous = getattr(_batch, "generators", None)
+    _batch.generators = generators
+    try:
+        yield
+    finally:
+        _batch.generators = previous
+
+
+def own_generator_transforms(transform):
+    """The Transforms, `transform` and those it composes, that have their own generator, in
+    a fixed order (each once)."""
+    found, seen = [], set()
+
+    def walk(t):
+        if id(t) in seen:
+            return
+        seen.add(id(t))
+        if isinstance(t, Transform) and t.generator is not None:
+            found.append(t)
+        for child in getattr(t, "transforms", ()) if isinstance(t, Compose) else ():
+            walk(child)
+    if transform is not None:
+        walk(transform)
+    return found
+
+
+def _rng(transform, generator):
+    """The generator `transform` draws from: the one the loader derived for this batch from
+    the transform's own generator, else its own, else the batch's (`generator`), else the
+    package's global one."""
+    derived = getattr(_batch, "generators", None)
+    if derived and id(transform) in derived:
+        return derived[id(transform)]
+    if transform.generator is not None:
+        return transform.generator
+    return generator if generator is not None else tl_random.generator()
+
+
 def apply_transform(transform, x, y, generator):
     """(x, y) through a Transform with this batch's generator, or x through a plain callable
     x -> x (a fitted preprocessor); None leaves both unchanged."""
     if transform is None:
         return x, y
     if isinstance(transform, Transform):
-        return transform.apply(x, y, transform.generator or generator
-                               or tl_random.generator())
+        return transform.apply(x, y, _rng(transform, generator))
     return transform(x), y
 
 
@@ -71,8 +141,7 @@ class Transform:
     generator = None
 
     def __call__(self, x, y=None, generator=None):
-        rng = self.generator or generator or tl_random.generator()
-        out, y_out = self.apply(x, y, rng)
+        out, y_out = self.apply(x, y, _rng(self, generator))
         return out if y is None else (out, y_out)
 
     def apply(self, x, y, rng):
@@ -336,8 +405,9 @@ def tta_predict(model, x, flip=True, shift=0):
     """Test-time augmentation: the model's softmax probabilities averaged over views of the
     batch x ((N, C, H, W) Tensor): the image, with `shift` > 0 also its four corner crops and
     centre crop of the image zero-padded by `shift` pixels (translations by +-shift), each
-    also mirrored when `flip` (ResNet's 10 crops). Runs under no_grad; put the model in eval
-    mode first. Returns an (N, classes) Tensor on x's device."""
+    also mirrored when `flip` (ResNet's 10 crops). Runs the model in eval mode (dropout off,
+    batch norm on its running statistics) under no_grad, and puts it back in the mode it was
+    in, as train.evaluate does. Returns an (N, classes) Tensor on x's device."""
     from .. import no_grad
     from ..nn import functional as F
     from ..tensor import Tensor
@@ -350,13 +420,21 @@ def tta_predict(model, x, flip=True, shift=0):
     if shift:
         offsets += [(0, 0), (0, 2 * shift), (2 * shift, 0), (2 * shift, 2 * shift)]
     total = None
-    with no_grad():
-        for flipped in ([False, True] if flip else [False]):
-            for top, left in offsets:
-                view = np.empty_like(nhwc)
-                K.crop_flip(nhwc, np.full(N, top), np.full(N, left), np.full(N, flipped),
-                            shift, False, view)
-                batch = Tensor(view, device=x.device).permute(0, 3, 1, 2)
-                p = F.softmax(model(batch), dim=-1).numpy()
-                total = p if total is None else total + p
+    # A plain function (no train/eval) is called as it is.
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()
+    try:
+        with no_grad():
+            for flipped in ([False, True] if flip else [False]):
+                for top, left in offsets:
+                    view = np.empty_like(nhwc)
+                    K.crop_flip(nhwc, np.full(N, top), np.full(N, left), np.full(N, flipped),
+                                shift, False, view)
+                    batch = Tensor(view, device=x.device).permute(0, 3, 1, 2)
+                    p = F.softmax(model(batch), dim=-1).numpy()
+                    total = p if total is None else total + p
+    finally:
+        if was_training is not None:
+            model.train(was_training)
     return Tensor(total / (len(offsets) * (2 if flip else 1)), device=x.device)
