@@ -11,9 +11,10 @@ import pytest
 
 import tinygrad_lite as tl
 from tinygrad_lite import nn, optim
-from tinygrad_lite.train import (Callback, EarlyStopping, LambdaCallback, Trainer, evaluate,
-                                 fit, load_checkpoint, moving_average, save_checkpoint,
-                                 save_curves)
+from tinygrad_lite.nn import functional as F
+from tinygrad_lite.train import (Callback, EarlyStopping, LambdaCallback, NonFiniteLossError,
+                                 Trainer, evaluate, fit, load_checkpoint, moving_average,
+                                 save_checkpoint, save_curves)
 from tinygrad_lite.train import checkpoint as C
 
 CLASSES, FEATURES = 4, 8
@@ -103,7 +104,8 @@ def run(tmp_path, epochs, resume_epochs=None, model_seed=0):
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(train))
     stopper = EarlyStopping("val_loss", patience=100)
     path = str(tmp_path / "ckpt.npz")
-    kwargs = dict(val_loader=val, scheduler=sched, progress=False, checkpoint_path=path)
+    kwargs = dict(val_loader=val, scheduler=sched, scheduler_step="batch", progress=False,
+                  checkpoint_path=path)
     if resume_epochs is None:
         history = fit(model, train, opt, epochs=epochs, callbacks=[stopper], **kwargs)
         return model, opt, history, stopper
@@ -116,7 +118,8 @@ def run(tmp_path, epochs, resume_epochs=None, model_seed=0):
     sched2 = optim.lr_scheduler.CosineAnnealingLR(opt2, T_max=epochs * len(train))
     stopper2 = EarlyStopping("val_loss", patience=100)
     history = fit(model2, train2, opt2, epochs=epochs, callbacks=[stopper2], val_loader=val2,
-                  scheduler=sched2, progress=False, checkpoint_path=path, resume_from=path)
+                  scheduler=sched2, scheduler_step="batch", progress=False, checkpoint_path=path,
+                  resume_from=path)
     return model2, opt2, history, stopper2
 
 
@@ -321,7 +324,8 @@ def test_errors(tmp_path):
         EarlyStopping("val_acc")
     with pytest.raises(ValueError, match="mode must be"):
         EarlyStopping("loss", mode="best")
-    with pytest.raises(ValueError, match="scheduler_step must be 'batch' or 'epoch', got 'iter'"):
+    with pytest.raises(ValueError, match=r"scheduler_step must be 'batch' or 'epoch' \(or "
+                                         r"None: ask the scheduler\), got 'iter'"):
         fit(model, train, opt, scheduler_step="iter")
     with pytest.raises(ValueError, match="needs a val_loader"):
         fit(model, train, opt, callbacks=[EarlyStopping("val_loss")], progress=False)
@@ -359,9 +363,9 @@ def test_reduce_lr_on_plateau_gets_the_validation_loss():
     opt = sgd(model)
     sched = optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.5)
     with pytest.raises(ValueError, match="scheduler_step='epoch'"):
-        fit(model, train, opt, scheduler=sched)
+        fit(model, train, opt, scheduler=sched, scheduler_step="batch")
     history = fit(model, train, opt, epochs=3, val_loader=val, scheduler=sched,
-                  scheduler_step="epoch", progress=False)
+                  progress=False)  # per epoch without being told
     assert sched.best == history["val_loss"][0] < min(history["val_loss"][1:])
     assert history["lr"] == [0.1, 0.1, 0.05]
 
@@ -389,3 +393,451 @@ def test_probability_targets_count_their_largest_class():
     loss, acc = evaluate(model, val)
     soft_loss, soft_acc = evaluate(model, soft)
     assert soft_acc == acc and soft_loss == pytest.approx(loss, rel=1e-6)
+
+
+# ----- issue 22: schedulers per epoch by default -----
+def _torch_lrs(make_scheduler, epochs, batches, per_batch):
+    """(per-epoch lrs, per-iteration lrs) of torch's own scheduler driven the given way."""
+    import torch
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+    sched = make_scheduler(torch.optim, opt)
+    per_epoch, per_iteration = [], []
+    for _ in range(epochs):
+        per_epoch.append(opt.param_groups[0]["lr"])
+        for _ in range(batches):
+            per_iteration.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if per_batch:
+                sched.step()
+        if not per_batch:
+            sched.step()
+    return per_epoch, per_iteration
+
+
+def test_step_lr_is_stepped_per_epoch_by_default_as_in_torch():
+    # StepLR(step_size=2) means two epochs, as in every PyTorch recipe; stepped per batch it
+    # reached lr 1e-13 by the third epoch of 8 batches.
+    train = Batches(*blobs(256, 1), 32, seed=5)
+    assert len(train) == 8
+    model = mlp()
+    opt = sgd(model)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    history = fit(model, train, opt, epochs=3, scheduler=sched, progress=False)
+    per_epoch, per_iteration = _torch_lrs(
+        lambda o, opt: o.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1), 3, 8, False)
+    np.testing.assert_allclose(history["lr"], per_epoch, rtol=1e-12)
+    np.testing.assert_allclose(history.batches["lr"], per_iteration, rtol=1e-12)
+    assert history["lr"][-1] == pytest.approx(0.01, rel=1e-12)
+
+
+def test_a_scheduler_that_counts_iterations_is_stepped_per_batch_by_default():
+    train = Batches(*blobs(256, 1), 32, seed=5)
+    model = mlp()
+    opt = sgd(model)
+    assert optim.lr_scheduler.OneCycleLR.step_per == "batch"
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=3, steps_per_epoch=8)
+    history = fit(model, train, opt, epochs=3, scheduler=sched, progress=False)
+    _, per_iteration = _torch_lrs(
+        lambda o, opt: o.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=3, steps_per_epoch=8),
+        3, 8, True)
+    np.testing.assert_allclose(history.batches["lr"], per_iteration, rtol=1e-12)
+    # Told explicitly, fit steps as told, whatever the scheduler declares.
+    model = mlp()
+    opt = sgd(model)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    history = fit(model, train, opt, epochs=1, scheduler=sched, scheduler_step="batch",
+                  progress=False)
+    assert history.batches["lr"] == pytest.approx([0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4],
+                                                  rel=1e-12)
+
+
+def test_a_scheduler_declaring_a_bad_step_per_is_refused():
+    model = mlp()
+    opt = sgd(model)
+
+    class Odd(optim.lr_scheduler.StepLR):
+        step_per = "iteration"
+
+    with pytest.raises(ValueError, match=r"Odd.step_per must be 'batch' or 'epoch', got "
+                                         r"'iteration'"):
+        fit(model, loaders()[0], opt, scheduler=Odd(opt, step_size=1), progress=False)
+
+
+def test_resuming_with_another_scheduler_stepping_is_refused(tmp_path):
+    train, _ = loaders(n_train=64)
+    model = mlp()
+    opt = sgd(model)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=2)
+    path = str(tmp_path / "c.npz")
+    fit(model, train, opt, scheduler=sched, progress=False, checkpoint_path=path)
+    before = weights(model)
+    with pytest.raises(ValueError, match="stepped its scheduler per epoch, this run per batch; "
+                                         "pass scheduler_step='epoch'"):
+        fit(model, train, opt, epochs=2, scheduler=sched, scheduler_step="batch",
+            progress=False, resume_from=path)
+    for k, v in weights(model).items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+# ----- issue 22: callbacks start afresh in every fit, resume restores them -----
+def test_a_reused_early_stopping_starts_afresh_in_a_second_fit():
+    train, _ = loaders()
+    stopper = EarlyStopping("accuracy", patience=1, min_delta=1.0, restore_best_weights=False)
+    for _ in range(2):  # an improvement no accuracy can make: stop after the second epoch
+        model = mlp()
+        history = fit(model, train, sgd(model), epochs=5, callbacks=[stopper], progress=False)
+        assert len(history) == 2 and stopper.best_epoch == 0 and stopper.stopped_epoch == 1
+
+
+def test_a_reused_early_stopping_in_a_continued_trainer_starts_afresh():
+    train, _ = loaders()
+    model = mlp()
+    stopper = EarlyStopping("accuracy", patience=1, min_delta=1.0, restore_best_weights=False)
+    trainer = Trainer(model, sgd(model), callbacks=[stopper], progress=False)
+    assert len(trainer.fit(train, 5)) == 2
+    assert len(trainer.fit(train, 5)) == 4  # two more epochs, not one
+    assert stopper.best_epoch == 2 and stopper.stopped_epoch == 3
+
+
+def test_resume_restores_early_stopping_mid_patience(tmp_path):
+    # Validation labels disagree with training (shifted): the best epoch is early and the run
+    # stops `patience` epochs later. Interrupted after 2 epochs (the stopper is waiting) and
+    # resumed with a fresh stopper, the run must stop where the uninterrupted one does and
+    # restore the same best weights.
+    def run_(epochs, resume=False):
+        train, val = loaders(val_shift=1)
+        model = mlp(3 if resume else 0)
+        stopper = EarlyStopping("val_loss", patience=3)
+        history = fit(model, train, sgd(model), epochs=epochs, val_loader=val,
+                      callbacks=[stopper], progress=False, checkpoint_path=path,
+                      resume_from=path if resume else None)
+        return model, history, stopper
+
+    path = str(tmp_path / "whole.npz")
+    m1, h1, s1 = run_(30)
+    path = str(tmp_path / "part.npz")
+    _, h_part, s_part = run_(2)
+    assert s_part.wait > 0 and len(h_part) == 2  # interrupted while waiting
+    m2, h2, s2 = run_(30, resume=True)
+    assert len(h1) == len(h2) < 30
+    assert (s1.best, s1.best_epoch, s1.stopped_epoch) == (s2.best, s2.best_epoch,
+                                                          s2.stopped_epoch)
+    for k, v in weights(m1).items():
+        np.testing.assert_array_equal(v, weights(m2)[k], err_msg=k)
+
+
+# ----- issue 22: any loss; accuracy only for class targets -----
+def regression_loaders(n_train=256, n_val=64, batch=32):
+    rng = np.random.default_rng(0)
+    w, b = np.array([[1.5], [-2.0], [0.5]]), 0.3
+
+    def make(n):
+        x = rng.standard_normal((n, 3))
+        return (x.astype(np.float32),
+                (x @ w + b + 0.01 * rng.standard_normal((n, 1))).astype(np.float32))
+
+    return Batches(*make(n_train), batch, seed=5), Batches(*make(n_val), batch, shuffle=False)
+
+
+def test_a_regression_with_mse_trains_and_reports_its_loss_only(tmp_path):
+    train, val = regression_loaders()
+    tl.manual_seed(0)
+    model = nn.Linear(3, 1)
+    history = fit(model, train, optim.SGD(model.parameters(), lr=0.1), loss_fn=F.mse_loss,
+                  epochs=8, val_loader=val, progress=False)
+    assert list(history.epochs) == ["loss", "val_loss", "lr"]
+    assert "accuracy" not in history and "val_accuracy" not in history
+    with pytest.raises(KeyError, match="no metric 'accuracy' .*class labels or class "
+                                       "probabilities"):
+        history["accuracy"]
+    assert history["loss"][0] > 1.0 and history["val_loss"][-1] < 1e-3  # noise: 1e-4
+    loss, accuracy = evaluate(model, val, loss_fn=F.mse_loss)
+    assert accuracy is None and loss == history["val_loss"][-1]
+    w = weights(model)
+    reference = np.mean((val.x @ w["weight"].T + w["bias"] - val.y) ** 2)
+    assert loss == pytest.approx(reference, rel=1e-5)
+    paths = save_curves(history, tmp_path)
+    assert [os.path.basename(p) for p in paths] == ["loss.png"]
+
+
+def test_accuracy_needs_labels_or_distributions():
+    # Two regression outputs whose float targets have the output's shape but are not
+    # distributions over dim 1: no accuracy. Label-shaped int targets and one-hot rows: yes.
+    _, val = loaders()
+    model = mlp()
+    two = Batches(val.x, np.stack([val.y, -val.y], 1).astype(np.float32), 32, shuffle=False)
+    model2 = nn.Sequential(nn.Linear(FEATURES, 2))
+    assert evaluate(model2, two, loss_fn=F.mse_loss)[1] is None
+    assert evaluate(model, val)[1] is not None
+    wrong_shape = Batches(val.x, val.y[:, None], 32, shuffle=False)  # (N, 1) ints
+    assert evaluate(model, wrong_shape, loss_fn=lambda out, y: out.sum())[1] is None
+
+
+# ----- issue 22: a NaN/Inf loss stops the run; detect_anomaly -----
+def test_a_diverging_lr_stops_with_a_clear_error_before_the_step(tmp_path):
+    train, _ = regression_loaders()
+    train.x = train.x * 3  # curvature 2 * 9: lr 1 multiplies the error by about 17 a step
+    tl.manual_seed(0)
+    model = nn.Linear(3, 1)
+    snapshots, losses = [], []
+    keep = LambdaCallback(on_batch_end=lambda t, b, logs: (snapshots.append(weights(t.model)),
+                                                           losses.append(logs["loss"])))
+    path = str(tmp_path / "ckpt.npz")
+    with pytest.raises(NonFiniteLossError) as info:
+        fit(model, train, optim.SGD(model.parameters(), lr=1.0), loss_fn=F.mse_loss,
+            epochs=50, callbacks=[keep], progress=False, checkpoint_path=path)
+    err = info.value
+    assert isinstance(err, FloatingPointError)
+    assert not np.isfinite(err.loss) and err.epoch >= 1  # checkpoint written before it
+    msg = str(err)
+    assert f"at epoch {err.epoch + 1}/50, batch {err.batch + 1}/8" in msg
+    last = len(snapshots)
+    assert err.last_finite_loss == losses[-1]
+    assert f"the last finite loss was {err.last_finite_loss!r}" in msg
+    assert np.isfinite(err.last_finite_loss) and err.last_finite_loss > 1e10
+    assert f"the last good checkpoint is {path!r} ({err.epoch} epochs done)" in msg
+    assert err.checkpoint == path and load_checkpoint(path)["epochs_done"] == err.epoch
+    assert last == err.epoch * 8 + err.batch  # every finite batch ran, the bad one did not
+    for k, v in weights(model).items():  # no optimizer step after the non-finite loss
+        np.testing.assert_array_equal(v, snapshots[-1][k], err_msg=k)
+
+
+class NaNAt:
+    """A loader of regression batches whose targets hold a NaN at (epoch, batch)."""
+
+    def __init__(self, loader, epoch, batch):
+        self.loader, self.at, self.epoch = loader, (epoch, batch), -1
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.epoch += 1
+        for i, (x, y) in enumerate(self.loader):
+            if (self.epoch, i) == self.at:
+                y = y.numpy().copy()
+                y[0, 0] = np.nan
+                y = tl.Tensor(y)
+            yield x, y
+
+
+def test_nan_in_the_data_stops_the_run_and_names_the_last_checkpoint(tmp_path):
+    train, _ = regression_loaders()
+    tl.manual_seed(0)
+    model = nn.Linear(3, 1)
+    path = str(tmp_path / "ckpt.npz")
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with pytest.raises(NonFiniteLossError) as info:
+        fit(model, NaNAt(train, 1, 2), opt, loss_fn=F.mse_loss, epochs=5, progress=False,
+            checkpoint_path=path)
+    err = info.value
+    assert (err.epoch, err.batch, err.checkpoint) == (1, 2, path) and np.isnan(err.loss)
+    assert "the loss is nan at epoch 2/5, batch 3/8" in str(err)
+    assert all(np.isfinite(v).all() for v in weights(model).values())
+    assert all(np.isfinite(s["momentum_buffer"].numpy()).all() for s in opt.state.values())
+    # Without a checkpoint the message says so; a NaN at the first batch has no finite loss.
+    model = nn.Linear(3, 1)
+    with pytest.raises(NonFiniteLossError, match="no batch of this run had a finite loss.*no "
+                                                 "checkpoint was written"):
+        fit(model, NaNAt(train, 0, 0), optim.SGD(model.parameters(), lr=0.05),
+            loss_fn=F.mse_loss, progress=False)
+
+
+class SqrtOfZero(nn.Module):
+    """A linear model plus sqrt(p) * 0 with p = 0: a finite loss whose gradient for p is
+    0 * inf = NaN, the kind of fault only anomaly detection locates."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+        self.p = nn.Parameter(tl.zeros(1))
+
+    def forward(self, x):
+        return self.linear(x) + self.p.sqrt() * 0.0
+
+
+def test_detect_anomaly_runs_each_step_under_autograd_anomaly_mode():
+    train, _ = regression_loaders()
+    tl.manual_seed(0)
+    with pytest.raises(RuntimeError, match="detect_anomaly") as info:
+        model = SqrtOfZero()
+        fit(model, train, optim.SGD(model.parameters(), lr=0.05), loss_fn=F.mse_loss,
+            progress=False, detect_anomaly=True)
+    assert not isinstance(info.value, NonFiniteLossError)
+    # Without it the NaN gradient reaches p through the step and the next loss is NaN.
+    model = SqrtOfZero()
+    with pytest.raises(NonFiniteLossError, match="batch 2/8"):
+        fit(model, train, optim.SGD(model.parameters(), lr=0.05), loss_fn=F.mse_loss,
+            progress=False)
+
+
+def test_detect_anomaly_covers_forward_and_backward_of_every_batch(monkeypatch):
+    import tinygrad_lite.autograd as A
+    active, entered = [False], []
+
+    class Recording:
+        def __enter__(self):
+            active[0] = True
+            entered.append(1)
+
+        def __exit__(self, *exc):
+            active[0] = False
+
+    monkeypatch.setattr(A, "detect_anomaly", Recording, raising=False)
+    seen = []
+
+    def loss_fn(out, y):
+        seen.append(active[0])
+        return F.cross_entropy(out, y)
+
+    train, _ = loaders(n_train=64)
+    model = mlp()
+    fit(model, train, sgd(model), loss_fn=loss_fn, epochs=2, progress=False,
+        detect_anomaly=True)
+    assert len(entered) == 2 * len(train) and seen == [True] * (2 * len(train))
+    seen.clear()
+    fit(model, train, sgd(model), loss_fn=loss_fn, epochs=1, progress=False)
+    assert seen == [False] * len(train)
+
+
+# ----- issue 22: damaged or foreign checkpoints -----
+def _good_checkpoint(tmp_path):
+    path = tmp_path / "good.npz"
+    save_checkpoint(path, {"epoch": 1, "w": tl.Tensor(np.arange(4096, dtype=np.float32))})
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[:len(b) // 2], "is truncated or corrupt"),
+    (lambda b: b[:-10], "is truncated or corrupt"),
+    # a flipped byte inside the array's data: the zip member's CRC no longer matches
+    (lambda b: b[:2000] + bytes([b[2000] ^ 0xFF]) + b[2001:], "is truncated or corrupt"),
+    (lambda b: b"", "is empty"),
+    (lambda b: b"not a zip file at all", r"is not an \.npz \(zip\) file"),
+])
+def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage, message):
+    _, data = _good_checkpoint(tmp_path)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(damage(data))
+    with pytest.raises(ValueError, match=f"load_checkpoint: '{bad}' {message}") as info:
+        load_checkpoint(bad)
+    assert "allow_pickle" not in str(info.value)
+
+
+def test_an_npz_that_is_not_a_checkpoint_is_refused(tmp_path):
+    plain = tmp_path / "random.npz"
+    np.savez(plain, x=np.random.default_rng(0).standard_normal(3), y=np.arange(2))
+    with pytest.raises(ValueError, match=r"not a tinygrad_lite checkpoint \(it has no "
+                                         r"'__meta__' entry; its entries are \['x', 'y'\]\)"):
+        load_checkpoint(plain)
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(ValueError, match="not a tinygrad_lite checkpoint"):
+        load_checkpoint(objects)
+    # an object array next to a checkpoint's own entry: named, and NumPy's advice to
+    # unpickle is not passed on
+    sneaky = tmp_path / "sneaky.npz"
+    meta = '{"format": "tinygrad_lite.checkpoint", "version": 1, "state": {}}'
+    np.savez(sneaky, __meta__=np.array(meta), x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=f"'{sneaky}' has an object array .* in entry 'x'") \
+            as info:
+        load_checkpoint(sneaky)
+    assert "allow_pickle" not in str(info.value)
+    broken = tmp_path / "broken.npz"
+    np.savez(broken, __meta__=np.array("{not json"))
+    with pytest.raises(ValueError, match=f"'{broken}' has a '__meta__' entry that is not"):
+        load_checkpoint(broken)
+
+
+def _snapshot(model, opt, sched):
+    return weights(model), opt.state_dict(), sched.state_dict()
+
+
+def _assert_unchanged(before, model, opt, sched):
+    w, o, s = before
+    for k, v in weights(model).items():
+        np.testing.assert_array_equal(v, w[k], err_msg=k)
+    _same_tree(o, opt.state_dict())
+    assert sched.state_dict() == s
+
+
+def test_resuming_another_models_checkpoint_names_the_differences_and_changes_nothing(
+        tmp_path):
+    train, _ = loaders(n_train=64)
+    model = mlp()
+    opt = sgd(model)
+    path = str(tmp_path / "c.npz")
+    fit(model, train, opt, scheduler=optim.lr_scheduler.StepLR(opt, 1), progress=False,
+        checkpoint_path=path)
+
+    # The same first layer, another classifier (3 classes): old code copied layer 0 and then
+    # refused layer 3, leaving a model half from the checkpoint.
+    tl.manual_seed(1)
+    other = nn.Sequential(nn.Linear(FEATURES, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+    other_opt = sgd(other)
+    other_sched = optim.lr_scheduler.StepLR(other_opt, 1)
+    x, y = blobs(64, 1)
+    fit(other, Batches(x, y % 3, 32), other_opt, scheduler=other_sched, progress=False)
+    before = _snapshot(other, other_opt, other_sched)
+    rng_before = tl.random.generator().bit_generator.state
+    with pytest.raises(ValueError, match=r"holds another model's weights \(different shapes or "
+                                         r"dtypes: 3.weight: \(4, 16\) float32 in the "
+                                         r"checkpoint, \(3, 16\) float32 in the model; "
+                                         r"3.bias: \(4,\) float32 in the checkpoint, \(3,\) "
+                                         r"float32 in the model\); nothing was loaded"):
+        fit(other, Batches(x, y % 3, 32), other_opt, epochs=2, scheduler=other_sched,
+            progress=False, resume_from=path)
+    _assert_unchanged(before, other, other_opt, other_sched)
+    assert tl.random.generator().bit_generator.state == rng_before
+
+    # Another architecture: the keys that differ are listed.
+    tl.manual_seed(2)
+    deeper = nn.Sequential(nn.Linear(FEATURES, 16), nn.ReLU(), nn.Dropout(0.2),
+                           nn.Linear(16, CLASSES), nn.ReLU(), nn.Linear(CLASSES, CLASSES))
+    deeper_opt = sgd(deeper)
+    deeper_sched = optim.lr_scheduler.StepLR(deeper_opt, 1)
+    before = _snapshot(deeper, deeper_opt, deeper_sched)
+    with pytest.raises(ValueError, match=r"missing keys \['5.weight', '5.bias'\]"):
+        fit(deeper, train, deeper_opt, epochs=2, scheduler=deeper_sched, progress=False,
+            resume_from=path)
+    _assert_unchanged(before, deeper, deeper_opt, deeper_sched)
+
+    # The same model with another optimiser: refused before the weights are touched.
+    tl.manual_seed(3)
+    same = mlp(3)
+    adam = optim.Adam(same.parameters(), lr=1e-3)
+    adam_sched = optim.lr_scheduler.StepLR(adam, 1)
+    before = _snapshot(same, adam, adam_sched)
+    with pytest.raises(ValueError, match="saved with a SGD optimiser, this run has a Adam"):
+        fit(same, train, adam, epochs=2, scheduler=adam_sched, progress=False,
+            resume_from=path)
+    _assert_unchanged(before, same, adam, adam_sched)
+
+    # A checkpoint that fit did not write.
+    save_checkpoint(tmp_path / "other.npz", {"model": same.state_dict()})
+    with pytest.raises(ValueError, match=r"is not a checkpoint that fit wrote \(it lacks "
+                                         r"\['optimizer', 'scheduler'"):
+        fit(same, train, adam, scheduler=adam_sched, progress=False,
+            resume_from=str(tmp_path / "other.npz"))
+    _assert_unchanged(before, same, adam, adam_sched)
+
+
+# ----- issue 22: the writer leaves the process umask alone -----
+def test_checkpoint_mode_is_what_open_gives_and_umask_is_never_set(tmp_path, monkeypatch):
+    old = os.umask(0o027)  # the test's own setting, restored below
+    try:
+        def no_umask(*args):
+            raise AssertionError("os.umask was called: it sets the mask for every thread")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        path = save_checkpoint(tmp_path / "c.npz", {"w": tl.ones(2)})
+        with open(tmp_path / "reference", "w"):
+            pass
+        mode = os.stat(path).st_mode & 0o777
+        assert mode == os.stat(tmp_path / "reference").st_mode & 0o777 == 0o640
+        assert load_checkpoint(path)["w"].tolist() == [1.0, 1.0]
+        assert sorted(os.listdir(tmp_path)) == ["c.npz", "reference"]
+    finally:
+        monkeypatch.undo()
+        os.umask(old)

@@ -9,8 +9,9 @@
 """
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .checkpoint import load_checkpoint, save_checkpoint
-from .loop import Trainer, evaluate, fit
+from .loop import NonFiniteLossError, Trainer, evaluate, fit
 from .plots import moving_average, save_curves
 
 __all__ = ["Callback", "EarlyStopping", "History", "LambdaCallback", "load_checkpoint",
-           "save_checkpoint", "Trainer", "evaluate", "fit", "moving_average", "save_curves"]
+           "NonFiniteLossError", "save_checkpoint", "Trainer", "evaluate", "fit",
+           "moving_average", "save_curves"]

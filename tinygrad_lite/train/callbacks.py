@@ -3,14 +3,20 @@
 Hooks, in the order a run calls them (Keras' and Lightning's points, with the Trainer passed in
 so a callback can read the model, optimiser and history or set `trainer.stop_training`):
 
+    reset()                                   at the start of every fit (Keras resets in
+                                              on_train_begin), then on resuming
+                                              load_state_dict(the checkpoint's state)
     on_fit_start(trainer)
       on_epoch_start(trainer, epoch)          for each epoch (0-based)
         on_batch_end(trainer, batch, logs)    logs: {"loss", "lr"}
-      on_epoch_end(trainer, epoch, logs)      logs: {"loss", "accuracy", "lr", "val_loss", ...}
+      on_epoch_end(trainer, epoch, logs)      logs: {"loss", "lr", "val_loss", "accuracy",
+                                              "val_accuracy"}: val_* with a val_loader,
+                                              accuracies for classification targets only
     on_fit_end(trainer)
 
 Callbacks run in the order given. A callback with state that a resumed run needs (early
-stopping's best value and weights) returns it from state_dict(); the checkpoint stores it.
+stopping's best value and weights) returns it from state_dict(); the checkpoint stores it. A
+callback reused in a second fit starts afresh (reset), unless that fit resumes a checkpoint.
 """
 import math
 
@@ -26,27 +32,44 @@ EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
 class History:
     """Per-epoch metrics (`history["val_accuracy"]`, Keras' names: loss, accuracy, val_loss,
     val_accuracy, lr at the epoch's start) and per-iteration training loss and lr
-    (`history.batches["loss"]`), the raw material of the curves."""
+    (`history.batches["loss"]`), the raw material of the curves.
+
+    Only the metrics a run reports are there: val_* only with a val_loader, accuracies only for
+    classification targets (a regression's history has loss, val_loss and lr). `"accuracy" in
+    history` tells which. A metric missing from some epochs' logs is NaN there."""
 
     def __init__(self):
-        self.epochs = {name: [] for name in EPOCH_METRICS}
+        self.epochs = {}
         self.batches = {"loss": [], "lr": []}
 
     def __getitem__(self, name):
         if name not in self.epochs:
-            raise KeyError(f"History: no metric {name!r}; it has {list(self.epochs)}")
+            why = {"val_loss": " (it is reported when fit has a val_loader)",
+                   "val_accuracy": " (it is reported when fit has a val_loader and the targets "
+                                   "are class labels or class probabilities)",
+                   "accuracy": " (it is reported when the targets are class labels or class "
+                               "probabilities)"}.get(name, "")
+            raise KeyError(f"History: no metric {name!r}{why}; it has {list(self.epochs)}")
         return self.epochs[name]
 
+    def __contains__(self, name):
+        return name in self.epochs
+
     def __len__(self):
-        return len(self.epochs["loss"])
+        return len(self.epochs.get("loss", ()))
 
     def log_batch(self, loss, lr):
         self.batches["loss"].append(float(loss))
         self.batches["lr"].append(float(lr))
 
     def log_epoch(self, logs):
-        for name in EPOCH_METRICS:
-            self.epochs[name].append(float(logs[name]) if name in logs else math.nan)
+        done = len(self)
+        for name in EPOCH_METRICS:  # this order, whichever order logs has
+            if name in logs and name not in self.epochs:
+                self.epochs[name] = [math.nan] * done
+        self.epochs = {name: self.epochs[name] for name in EPOCH_METRICS if name in self.epochs}
+        for name, values in self.epochs.items():
+            values.append(float(logs[name]) if name in logs else math.nan)
 
     def state_dict(self):
         return {"epochs": {k: list(v) for k, v in self.epochs.items()},
@@ -62,7 +85,12 @@ class History:
 
 
 class Callback:
-    """Base class: override the hooks you need; each does nothing by default."""
+    """Base class: override the hooks you need; each does nothing by default. A callback with
+    state overrides reset() (back to its state before any fit), state_dict() and
+    load_state_dict()."""
+
+    def reset(self):
+        pass
 
     def on_fit_start(self, trainer):
         pass
@@ -126,9 +154,11 @@ class EarlyStopping(Callback):
         self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
         self.mode = mode if mode != "auto" else ("min" if "loss" in monitor else "max")
         self.restore_best_weights = restore_best_weights
-        self._reset()
+        self.reset()
 
-    def _reset(self):
+    def reset(self):
+        """Forget earlier fits (Keras does this in on_train_begin): a stopper reused for a
+        second run would otherwise compare against the first run's best and its patience."""
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch, self.stopped_epoch, self.wait = -1, -1, 0
         self.best_weights = None
@@ -146,6 +176,10 @@ class EarlyStopping(Callback):
                              f"pass one to fit() or monitor 'loss' or 'accuracy'")
 
     def on_epoch_end(self, trainer, epoch, logs):
+        if self.monitor not in logs:
+            raise ValueError(f"EarlyStopping: monitor {self.monitor!r} is not in this run's "
+                             f"logs {sorted(logs)}; accuracies are reported only for "
+                             f"classification targets (class labels or probabilities)")
         value = float(logs[self.monitor])
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0

@@ -11,10 +11,20 @@ and the file is read with `allow_pickle=False`: loading a checkpoint never runs 
 Atomic: the file is written to a temporary file in the same directory, flushed and fsynced,
 then `os.replace`d over the target (atomic on POSIX and Windows), and the directory is fsynced
 so the rename itself survives a crash. A failure at any point leaves the old checkpoint intact.
+The temporary file is created with mode 0o666 and the kernel applies the umask, so the
+checkpoint gets the mode open() would give it without the writer ever calling os.umask (which
+sets the mask for the whole process: another thread creating a file meanwhile would get the
+wrong mode).
+
+Reading refuses, with an error naming the file, anything that is not an intact checkpoint: a
+missing, empty, truncated or corrupt file, an .npz without the `__meta__` entry, or one with
+object (pickled) arrays, which a checkpoint never holds.
 """
 import json
 import os
-import tempfile
+import secrets
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -97,16 +107,26 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+def _create_temp(directory, base):
+    """(fd, path) of a new file next to the target. Created with mode 0o666 so the kernel
+    applies the process umask exactly as open() does (tempfile.mkstemp would make it 0600 and
+    learning the umask to widen it means setting it, process-wide)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f"{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"save_checkpoint: could not create a temporary file in "
+                          f"{directory!r} (100 names taken)")
+
+
 def _atomic_savez(path, arrays):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    fd, tmp = _create_temp(directory, os.path.basename(path))
     try:
-        # mkstemp makes the file private (0600); give it the mode open() would have
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, arrays)
             f.flush()
@@ -141,22 +161,60 @@ def save_checkpoint(path, state):
     return path
 
 
+def _read_arrays(path):
+    """Every entry of the .npz at `path`, as NumPy arrays, or a ValueError naming the file and
+    what is wrong with it."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # np.load would try to unpickle it and advise allow_pickle
+        what = "empty" if not head else "not an .npz (zip) file"
+        raise ValueError(f"load_checkpoint: {path!r} is {what}; expected a checkpoint written "
+                         f"by save_checkpoint")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.files)
+            if META not in names:
+                shown = names[:5] + (["..."] if len(names) > 5 else [])
+                raise ValueError(f"load_checkpoint: {path!r} is an .npz file but not a "
+                                 f"tinygrad_lite checkpoint (it has no '{META}' entry; its "
+                                 f"entries are {shown})")
+            arrays = {}
+            for name in names:
+                try:
+                    arrays[name] = npz[name]
+                except ValueError as e:
+                    if "allow_pickle" not in str(e) and "Object arrays" not in str(e):
+                        raise
+                    raise ValueError(f"load_checkpoint: {path!r} has an object array (pickled "
+                                     f"Python objects) in entry {name!r}; a checkpoint holds "
+                                     f"only plain arrays and is read without unpickling, so "
+                                     f"loading never runs code") from None
+            return arrays
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        raise ValueError(f"load_checkpoint: {path!r} is truncated or corrupt "
+                         f"({type(e).__name__}: {e}); the last complete write replaces the "
+                         f"file atomically, so it was damaged after it was written") from None
+
+
 def load_checkpoint(path, device=None):
     """The state dict that save_checkpoint wrote to `path`. Tensors come back on the device
     they were saved from, or on `device` when given (like torch.load's map_location)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_checkpoint: no checkpoint file at {path!r}")
+    arrays = _read_arrays(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError) as e:
-        raise ValueError(f"load_checkpoint: {path!r} is not a readable .npz file ({e})") from None
-    if META not in arrays:
-        raise ValueError(f"load_checkpoint: {path!r} is an .npz file but not a tinygrad_lite "
-                         f"checkpoint (it has no '{META}' entry)")
-    meta = json.loads(str(arrays.pop(META)))
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(f"load_checkpoint: {path!r} has format {meta.get('format')!r} version "
-                         f"{meta.get('version')!r}, expected {FORMAT!r} version {VERSION}")
-    return _unpack(meta["state"], arrays, device)
+        meta = json.loads(str(arrays.pop(META)))
+    except (ValueError, UnicodeError) as e:
+        raise ValueError(f"load_checkpoint: {path!r} has a '{META}' entry that is not the "
+                         f"JSON a checkpoint holds ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or \
+            meta.get("version") != VERSION:
+        got = meta if not isinstance(meta, dict) else (meta.get("format"), meta.get("version"))
+        raise ValueError(f"load_checkpoint: {path!r} has format/version {got!r}, expected "
+                         f"{FORMAT!r} version {VERSION}")
+    try:
+        return _unpack(meta["state"], arrays, device)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"load_checkpoint: {path!r} is inconsistent: its '{META}' tree does "
+                         f"not match its arrays ({type(e).__name__}: {e})") from None

@@ -32,7 +32,8 @@ def _figure():
 
 
 def save_curves(history, out_dir, prefix="", window=None, val_name="validation"):
-    """Write `{prefix}loss.png` and `{prefix}accuracy.png` into out_dir; returns their paths.
+    """Write `{prefix}loss.png` and, when the run reported accuracy (classification targets),
+    `{prefix}accuracy.png` into out_dir; returns the paths written.
     window: moving-average length in iterations (default: about a tenth of the run, at most
     50). val_name: what the val_loader held, for the legends ("test" when it was the test
     set)."""
@@ -53,7 +54,8 @@ def save_curves(history, out_dir, prefix="", window=None, val_name="validation")
     ax.plot(it, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="mini-batch loss")
     ax.plot(it[window - 1:], moving_average(losses, window), color="tab:blue",
             label=f"moving average ({window})")
-    val_loss = np.asarray(history["val_loss"], dtype=np.float64)
+    val_loss = np.asarray(history["val_loss"] if "val_loss" in history else [],
+                          dtype=np.float64)
     if len(val_loss) and not np.isnan(val_loss).all():
         per_epoch = len(losses) / len(val_loss)
         ax.plot(per_epoch * np.arange(1, len(val_loss) + 1), val_loss, "o-",
@@ -63,11 +65,14 @@ def save_curves(history, out_dir, prefix="", window=None, val_name="validation")
     ax.legend()
     loss_path = os.path.join(out_dir, f"{prefix}loss.png")
     fig.savefig(loss_path)
+    if "accuracy" not in history:  # a regression: there is no accuracy to draw
+        return (loss_path,)
 
     fig, ax = _figure()
     epochs = np.arange(1, len(history) + 1)
     ax.plot(epochs, history["accuracy"], "o-", label="train")
-    if not np.isnan(np.asarray(history["val_accuracy"], dtype=np.float64)).all():
+    if "val_accuracy" in history and \
+            not np.isnan(np.asarray(history["val_accuracy"], dtype=np.float64)).all():
         ax.plot(epochs, history["val_accuracy"], "o-", label=val_name)
     ax.set(xlabel="epoch", ylabel="accuracy", title=f"Train vs {val_name} accuracy")
     ax.grid(alpha=0.3)
