@@ -5,6 +5,7 @@ the result, float32 accuracy on data with a large mean, the parallel CPU path, C
 agreement on a launch of more than one block, running statistics, and the errors."""
 import numpy as np
 import pytest
+import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -195,11 +196,12 @@ def test_float32_statistics_are_accurate_on_a_large_mean():
         np.testing.assert_allclose(y, ref, atol=2e-3)  # naive E[x^2]-E[x]^2 in f32: garbage
 
 
-def grad_ref(kind, x, w, groups, relu):
-    """(dx, dw) of sum(norm(x) * w) in NumPy: per group, with h = g * w,
-    dx = rstd * (h - mean(h) - xhat * mean(h * xhat))."""
+def grad_ref(kind, x, w, groups, relu, upstream):
+    """(dx, dw) of sum(norm(x) * upstream) in NumPy: per group, with g the upstream gradient
+    (masked by the ReLU) and h = g * w, dx = rstd * (h - mean(h) - xhat * mean(h * xhat)).
+    The upstream must vary: for a constant one, batch and instance norm's dx and dw are 0."""
     y, _, _ = norm_ref(kind, x, w, None, groups, relu=relu)
-    g = (y > 0).astype(float) if relu else np.ones_like(x)
+    g = upstream * (y > 0) if relu else upstream
     shape = x.shape[-2:] if kind == "ln" else (1, x.shape[1]) + (1,) * (x.ndim - 2)
     h = g * w.reshape(shape)
     if kind == "gn":
@@ -225,17 +227,41 @@ def test_parallel_path_on_large_float32_input(kind):
     x = rng.standard_normal((8, 16, 16, 16)).astype(np.float32)
     name, relu = kind.split("_")[0], kind.endswith("relu")
     w = rng.uniform(0.5, 2, (16, 16) if name == "ln" else 16).astype(np.float32)
+    upstream = rng.standard_normal(x.shape).astype(np.float32)  # fixed, random: see grad_ref
     ref, _, _ = norm_ref(name, x.astype(np.float64), w, groups=4, relu=relu)
-    dx_ref, dw_ref = grad_ref(name, x.astype(np.float64), w.astype(np.float64), 4, relu)
+    dx_ref, dw_ref = grad_ref(name, x.astype(np.float64), w.astype(np.float64), 4, relu,
+                              upstream.astype(np.float64))
+    # the gradients are far from 0, so a kernel returning zeros fails the checks below
+    assert np.abs(dx_ref).mean() > 0.1 and np.abs(dw_ref).mean() > 1.0
     for nhwc in (False, True):
         xt = tl.tensor(x.transpose(0, 2, 3, 1) if nhwc else x, requires_grad=True)
         wt = tl.tensor(w, requires_grad=True)
         y = call(name, xt.permute(0, 3, 1, 2) if nhwc else xt, wt, None, groups=4, relu=relu)
         np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
-        y.sum().backward()
+        (y * tl.tensor(upstream)).sum().backward()
         dx = xt.grad.numpy().transpose(0, 3, 1, 2) if nhwc else xt.grad.numpy()
         np.testing.assert_allclose(dx, dx_ref, atol=1e-4)
         np.testing.assert_allclose(wt.grad.numpy(), dw_ref, rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("kind", ["bn", "bn_relu", "ln", "gn", "in"])
+def test_grad_ref_matches_torch(kind):
+    """The NumPy reference of the parallel-path test, checked against torch's autograd."""
+    rng = np.random.default_rng(11)
+    x, upstream = rng.standard_normal((3, 4, 5, 6)), rng.standard_normal((3, 4, 5, 6))
+    name, relu = kind.split("_")[0], kind.endswith("relu")
+    w = rng.uniform(0.5, 2, (5, 6) if name == "ln" else 4)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    TF = torch.nn.functional
+    y = {"bn": lambda: TF.batch_norm(xt, None, None, wt, None, training=True),
+         "ln": lambda: TF.layer_norm(xt, (5, 6), wt),
+         "gn": lambda: TF.group_norm(xt, 2, wt),
+         "in": lambda: TF.instance_norm(xt, weight=wt)}[name]()
+    (torch.relu(y) if relu else y).backward(torch.tensor(upstream))
+    dx_ref, dw_ref = grad_ref(name, x, w, 2, relu, upstream)
+    np.testing.assert_allclose(dx_ref, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dw_ref, wt.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["bn_relu", "ln", "gn"])

@@ -126,7 +126,7 @@ def test_state_dict_layout_and_load_errors():
     assert set(sd["state"]) == {0, 1} and sd["state"][1]["momentum_buffer"].shape == (2,)
     with pytest.raises(ValueError, match="2 parameter groups, this optimiser 1"):
         optim.SGD([a], lr=0.1).load_state_dict(sd)
-    with pytest.raises(ValueError, match="state 'momentum_buffer' has shape"):
+    with pytest.raises(ValueError, match="state 'momentum_buffer' of parameter 0 has shape"):
         optim.SGD([{"params": [b]}, {"params": [a]}], lr=0.1).load_state_dict(sd)
     with pytest.raises(ValueError, match="expected a dict with 'state'"):
         opt.load_state_dict({"param_groups": []})

@@ -14,6 +14,8 @@ from .. import creation
 from ..autograd import no_grad
 from ..ops import norm as N
 from ..tensor import Tensor
+from .activation import ReLU
+from .layers import Sequential
 from .module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "InstanceNorm2d", "GroupNorm",
@@ -22,6 +24,7 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "InstanceNorm2d", "GroupNo
 
 class _NormBase(Module):
     """Per-channel affine parameters and (optionally) running statistics."""
+    _optional_state = ("num_batches_tracked",)  # as PyTorch: a checkpoint may lack it
 
     def __init__(self, num_features, eps, momentum, affine, track_running_stats, device,
                  dtype):
@@ -70,16 +73,8 @@ class _NormBase(Module):
             raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels, "
                              f"got {x.shape[1]} (input shape {x.shape})")
 
-    def _momentum(self):
-        """The factor of this batch in the running averages: momentum, or 1 / batches seen
-        (a cumulative average) when momentum is None. Counts the batch (in place)."""
-        if not (self.training and self.track_running_stats):
-            return 0.0
-        with no_grad():
-            self.num_batches_tracked.add_(1)
-        if self.momentum is None:
-            return 1.0 / float(self.num_batches_tracked.item())
-        return self.momentum
+    def _counts(self):
+        return self.training and self.track_running_stats
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -108,11 +103,20 @@ class _BatchNorm(_NormBase):
         if batch_stats and x.size // x.shape[1] <= 1:
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel "
                              f"when training, got input size {x.shape}")
-        factor = self._momentum()
+        # The factor of this batch in the running averages: momentum, or 1 / batches seen
+        # including this one (a cumulative average) when momentum is None.
+        factor = 0.0
+        if self._counts():
+            factor = self.momentum if self.momentum is not None else \
+                1.0 / (float(self.num_batches_tracked.item()) + 1.0)
         use_running = self.track_running_stats and (self.training or not batch_stats)
-        return N.batch_norm(x, self.running_mean if use_running else None,
-                            self.running_var if use_running else None, self.weight, self.bias,
-                            batch_stats, factor, self.eps, activation=self.activation)
+        out = N.batch_norm(x, self.running_mean if use_running else None,
+                           self.running_var if use_running else None, self.weight, self.bias,
+                           batch_stats, factor, self.eps, activation=self.activation)
+        if self._counts():  # counted only once batch_norm accepted the input
+            with no_grad():
+                self.num_batches_tracked.add_(1)
+        return out
 
     def extra_repr(self):
         extra = "" if self.activation is None else f", activation={self.activation}"
@@ -133,7 +137,10 @@ class BatchNorm2d(_BatchNorm):
 
 class InstanceNorm2d(_NormBase):
     """Normalise each (sample, channel) of (N, C, H, W) (or unbatched (C, H, W)) over H, W.
-    Defaults as in PyTorch: no affine, no running statistics (then train and eval agree)."""
+    Defaults as in PyTorch: no affine, no running statistics (then train and eval agree).
+    With track_running_stats it has PyTorch's buffers (num_batches_tracked too, so state
+    dicts match) but, as PyTorch, never counts batches: the running averages use momentum,
+    and momentum=None means 0 (they stay as they are)."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False, device=None, dtype=None):
@@ -149,7 +156,8 @@ class InstanceNorm2d(_NormBase):
             x = x.reshape((1,) + tuple(x.shape))
         self._check_channels(x)
         use_input_stats = self.training or not self.track_running_stats
-        factor = self._momentum()
+        factor = (self.momentum if self.momentum is not None else 0.0) if self._counts() \
+            else 0.0
         out = N.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                               use_input_stats, factor, self.eps)
         return out.reshape(tuple(out.shape[1:])) if unbatched else out
@@ -261,13 +269,23 @@ def _fuse(name, layer, bn):
     return fused
 
 
+def _with_activation(fused, bn):
+    """A batch norm with a fused ReLU (activation="relu") is bn then ReLU: keep the ReLU after
+    the folded layer, so the result computes the same function."""
+    if getattr(bn, "activation", None) is None:
+        return fused
+    return Sequential(fused, ReLU())
+
+
 def fuse_conv_bn_eval(conv, bn):
     """conv then bn (both in eval) as one new conv: weight (out, in, kh, kw) scaled per output
-    channel, bias folded. The originals are not changed."""
-    return _fuse("fuse_conv_bn_eval", conv, bn)
+    channel, bias folded. The originals are not changed. If bn has a fused ReLU
+    (activation="relu"), the result is Sequential(fused conv, ReLU())."""
+    return _with_activation(_fuse("fuse_conv_bn_eval", conv, bn), bn)
 
 
 def fuse_linear_bn_eval(linear, bn):
-    """linear then bn (BatchNorm1d, both in eval) as one new linear layer."""
-    return _fuse("fuse_linear_bn_eval", linear, bn)
+    """linear then bn (BatchNorm1d, both in eval) as one new linear layer; with a fused ReLU
+    in bn, Sequential(fused linear, ReLU())."""
+    return _with_activation(_fuse("fuse_linear_bn_eval", linear, bn), bn)
 

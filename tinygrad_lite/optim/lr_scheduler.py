@@ -1,11 +1,17 @@
 """Learning-rate schedules (PyTorch's torch.optim.lr_scheduler: same classes, arguments and
 values). A scheduler only writes `group["lr"]` of its optimiser's groups; call its step()
-after optimizer.step(), once per epoch or once per iteration, whichever the schedule counts.
+after optimizer.step(), once per epoch or once per iteration, whichever the schedule counts
+(`step_per`: "epoch", or "batch" for OneCycleLR and InverseSqrtLR; a training loop reads
+`getattr(scheduler, "step_per", "epoch")`).
 
-Each schedule is written in closed form, lr_t = f(base_lr, t), where base_lr is the group's
-"initial_lr" (its lr when the first scheduler was attached) and t = last_epoch, the number of
-step() calls so far; these are the values PyTorch's recursive forms give for one scheduler per
-optimiser. SequentialLR hands over between schedules at milestones (warm-up, then anything).
+As in PyTorch, StepLR, MultiStepLR, ExponentialLR, LinearLR, CosineAnnealingLR (and
+InverseSqrtLR) are chainable: each step() scales the group's *current* lr, so two schedulers
+on one optimiser multiply (ExponentialLR(0.9) and StepLR(3, 0.5) give 0.1, 0.09, 0.081,
+0.0365, ...) and a hand-made change of group["lr"] carries on through later steps. Alone they
+give their closed forms lr_t = f(base_lr, t), base_lr being the group's "initial_lr"; the closed
+form itself is used only for step(epoch) (`_get_closed_form_lr`). LambdaLR,
+CosineAnnealingWarmRestarts and OneCycleLR set absolute values, as in PyTorch.
+SequentialLR hands over between schedules at milestones (warm-up, then anything).
 
     sched = lr_scheduler.CosineAnnealingLR(opt, T_max=100)
     for epoch in range(100):
@@ -22,7 +28,9 @@ __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", 
 
 
 class LRScheduler:
-    """Base: subclasses define `_lr(base_lr, t)` (or override get_lr)."""
+    """Base: subclasses define get_lr() (the next lr of every group, usually from its current
+    one) and, where the schedule has one, `_closed_form(base_lr, t)`."""
+    step_per = "epoch"  # how often a training loop should call step(): "epoch" or "batch"
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
@@ -37,32 +45,82 @@ class LRScheduler:
                                f"param_groups[{i}] when resuming (last_epoch={last_epoch})")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self.step()  # sets the lr of epoch last_epoch + 1 (epoch 0 for a new schedule)
+        self._initial_step()
 
-    def _lr(self, base_lr, t):
-        raise NotImplementedError
+    def _initial_step(self):
+        """The step a new scheduler takes to set the lr of epoch last_epoch + 1 (epoch 0 for a
+        new schedule). Chainable forms leave the lr as it is here (except LinearLR's
+        start_factor), so a second scheduler built on the same optimiser does not scale it
+        twice."""
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self):
-        return [self._lr(base, self.last_epoch) for base in self.base_lrs]
+        raise NotImplementedError
+
+    def _current(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
 
     def get_last_lr(self):
         """The lrs the last step() set, one per parameter group."""
         return list(self._last_lr)
 
     def step(self, epoch=None):
-        """Advance one step (or jump to `epoch`, as PyTorch's deprecated form) and write the
-        new lr into every group."""
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        self._last_lr = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+        """Advance one step, or jump to `epoch` (PyTorch's deprecated form; it uses the closed
+        form where the schedule has one), and write the new lr into every group."""
+        self._step_count += 1
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            values = (self._get_closed_form_lr() if hasattr(self, "_closed_form")
+                      else self.get_lr())
+        for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
+        self._last_lr = self._current()
+
+    def _get_closed_form_lr(self):
+        return [self._closed_form(base, self.last_epoch) for base in self.base_lrs]
+
+    # ----- saving and loading -----
+    _NOT_SAVED = ("optimizer", "lr_lambdas", "_schedulers")
 
     def state_dict(self):
         """Everything but the optimiser (and functions, which do not serialise)."""
-        return {k: v for k, v in self.__dict__.items()
-                if k not in ("optimizer", "lr_lambdas", "_schedulers")}
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_SAVED}
+
+    def _check_state_dict(self, state_dict):
+        """Raise, naming the scheduler, unless state_dict is this kind of scheduler's state
+        for as many parameter groups as its optimiser has. Changes nothing."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{name}.load_state_dict: expected a dict from state_dict(), got "
+                            f"{type(state_dict).__name__}")
+        own = set(self.state_dict()) | ({"_schedulers"} if hasattr(self, "_schedulers")
+                                        else set())
+        missing, unexpected = sorted(own - set(state_dict)), sorted(set(state_dict) - own)
+        if missing or unexpected:
+            raise ValueError(f"{name}.load_state_dict: not the state of a {name} (missing keys "
+                             f"{missing}, unexpected keys {unexpected})")
+        n = len(self.optimizer.param_groups)
+        for key in ("base_lrs", "_last_lr", "min_lrs"):
+            if key in state_dict and len(state_dict[key]) != n:
+                raise ValueError(f"{name}.load_state_dict: '{key}' has "
+                                 f"{len(state_dict[key])} entries, the optimiser {n} "
+                                 f"parameter groups")
 
     def load_state_dict(self, state_dict):
+        """Restore what state_dict() returned; the state is checked first (its keys must be
+        this scheduler's, one lr per parameter group), so a refused load changes nothing."""
+        self._check_state_dict(state_dict)
         self.__dict__.update(state_dict)
 
 
@@ -95,7 +153,13 @@ class StepLR(LRScheduler):
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
-    def _lr(self, base, t):
+    def get_lr(self):
+        t = self.last_epoch
+        if t == 0 or t % self.step_size:
+            return self._current()
+        return [lr * self.gamma for lr in self._current()]
+
+    def _closed_form(self, base, t):
         return base * self.gamma ** (t // self.step_size)
 
 
@@ -107,7 +171,13 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def _lr(self, base, t):
+    def get_lr(self):
+        hits = self.milestones.count(self.last_epoch)  # a milestone given twice cuts twice
+        if not hits:
+            return self._current()
+        return [lr * self.gamma ** hits for lr in self._current()]
+
+    def _closed_form(self, base, t):
         return base * self.gamma ** bisect_right(self.milestones, t)
 
 
@@ -118,7 +188,12 @@ class ExponentialLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def _lr(self, base, t):
+    def get_lr(self):
+        if self._is_initial:
+            return self._current()
+        return [lr * self.gamma for lr in self._current()]
+
+    def _closed_form(self, base, t):
         return base * self.gamma ** t
 
 
@@ -137,7 +212,17 @@ class LinearLR(LRScheduler):
                                                                 total_iters)
         super().__init__(optimizer, last_epoch)
 
-    def _lr(self, base, t):
+    def get_lr(self):
+        t, s, e = self.last_epoch, self.start_factor, self.end_factor
+        if t == 0:
+            return [lr * s for lr in self._current()]
+        if self._is_initial or t > self.total_iters:
+            return self._current()
+        # factor(t) / factor(t - 1), factor(t) = s + (e - s) * t / total_iters
+        ratio = 1.0 + (e - s) / (self.total_iters * s + (t - 1) * (e - s))
+        return [lr * ratio for lr in self._current()]
+
+    def _closed_form(self, base, t):
         frac = min(t, self.total_iters) / self.total_iters
         return base * (self.start_factor + (self.end_factor - self.start_factor) * frac)
 
@@ -150,7 +235,19 @@ class CosineAnnealingLR(LRScheduler):
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
-    def _lr(self, base, t):
+    def get_lr(self):
+        t, T, eta = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._current()
+        if (t - 1 - T) % (2 * T) == 0:
+            # the cosine's trough: the ratio below would be 0/0, so step up from eta_min by
+            # the first step's amount, as PyTorch does (the curve continues past T_max)
+            return [lr + (base - eta) * (1 - math.cos(math.pi / T)) / 2
+                    for lr, base in zip(self._current(), self.base_lrs)]
+        ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+        return [eta + (lr - eta) * ratio for lr in self._current()]
+
+    def _closed_form(self, base, t):
         return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
 
 
@@ -202,7 +299,9 @@ class OneCycleLR(LRScheduler):
     max_lr / div_factor to max_lr over pct_start of total_steps, then anneals to
     initial_lr / final_div_factor (three_phase: back to the initial lr first, then down).
     Momentum (or Adam's beta1) cycles the opposite way between max_momentum and
-    base_momentum when cycle_momentum. anneal_strategy "cos" or "linear"."""
+    base_momentum when cycle_momentum. anneal_strategy "cos" or "linear". Absolute values,
+    as in PyTorch: it overwrites whatever another scheduler set."""
+    step_per = "batch"
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
                  pct_start=0.3, anneal_strategy="cos", cycle_momentum=True,
@@ -285,14 +384,24 @@ class OneCycleLR(LRScheduler):
 class InverseSqrtLR(LRScheduler):
     """lr_t = base_lr * sqrt(timescale / max(t, timescale)): constant for `timescale` steps,
     then decaying as 1/sqrt(t) (the Transformer's schedule after warm-up; compose a warm-up
-    with SequentialLR). timescale=1 gives lr0 / sqrt(t)."""
+    with SequentialLR). timescale=1 gives lr0 / sqrt(t). Not in PyTorch; chainable like its
+    decays: each step scales the current lr by sqrt(max(t - 1, timescale) / max(t,
+    timescale)). Counted in optimiser updates (the Transformer's form), so step_per="batch"."""
+    step_per = "batch"
 
     def __init__(self, optimizer, timescale=1, last_epoch=-1):
         _check_positive_int("InverseSqrtLR", "timescale", timescale)
         self.timescale = timescale
         super().__init__(optimizer, last_epoch)
 
-    def _lr(self, base, t):
+    def get_lr(self):
+        t, ts = self.last_epoch, self.timescale
+        if self._is_initial or t <= ts:
+            return self._current()
+        ratio = math.sqrt(max(t - 1, ts) / t)
+        return [lr * ratio for lr in self._current()]
+
+    def _closed_form(self, base, t):
         return base * math.sqrt(self.timescale / max(t, self.timescale))
 
 
@@ -308,27 +417,48 @@ class SequentialLR(LRScheduler):
                              f"got {len(milestones)} milestones for {len(schedulers)} "
                              "schedulers")
         for i, s in enumerate(schedulers):
+            if isinstance(s, ReduceLROnPlateau):
+                raise ValueError(f"SequentialLR: scheduler {i} is a ReduceLROnPlateau, whose "
+                                 "step() needs a metric; step it yourself (as in PyTorch)")
             if getattr(s, "optimizer", None) is not optimizer:
                 raise ValueError(f"SequentialLR: scheduler {i} belongs to another optimiser")
         if sorted(milestones) != milestones:
             raise ValueError(f"SequentialLR: milestones must increase, got {milestones}")
         self._schedulers, self._milestones = schedulers, milestones
         self.optimizer, self.last_epoch = optimizer, last_epoch + 1
-        # Building the schedulers stepped each once; start over with the first one at epoch 0.
+        # Building the schedulers stepped each once: undo that (lr back to initial_lr, every
+        # schedule's epoch back one) and take the initial step of the one that runs first.
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        for s in schedulers:
-            s.last_epoch -= 1
-        schedulers[0].step()
-        self._last_lr = schedulers[0].get_last_lr()
+        self._undo(self)
+        first = schedulers[bisect_right(milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    @property
+    def step_per(self):
+        """"batch" when one of its schedules counts batches (a warm-up in front of OneCycleLR
+        counts them too), else "epoch"."""
+        return "batch" if any(getattr(s, "step_per", "epoch") == "batch"
+                              for s in self._schedulers) else "epoch"
+
+    @classmethod
+    def _undo(cls, scheduler):
+        for s in getattr(scheduler, "_schedulers", ()):
+            if hasattr(s, "_schedulers"):
+                cls._undo(s)
+            else:
+                s.last_epoch -= 1
 
     def step(self, epoch=None):
+        if epoch is not None:
+            raise TypeError("SequentialLR.step() takes no epoch (as in PyTorch)")
         self.last_epoch += 1
         i = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[i]
         if i > 0 and self._milestones[i - 1] == self.last_epoch:
-            scheduler.step(0)  # the next schedule starts from its own epoch 0
+            scheduler._update_lr(0)  # the next schedule starts over from its own epoch 0
         else:
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
@@ -338,7 +468,18 @@ class SequentialLR(LRScheduler):
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
+    def _check_state_dict(self, state_dict):
+        super()._check_state_dict(state_dict)
+        saved = state_dict["_schedulers"]
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(self._schedulers):
+            raise ValueError(f"SequentialLR.load_state_dict: the state holds "
+                             f"{len(saved) if isinstance(saved, (list, tuple)) else saved!r} "
+                             f"schedules, this SequentialLR {len(self._schedulers)}")
+        for s, sub in zip(self._schedulers, saved):
+            s._check_state_dict(sub)
+
     def load_state_dict(self, state_dict):
+        self._check_state_dict(state_dict)  # every schedule's state before any is loaded
         state = dict(state_dict)
         for s, saved in zip(self._schedulers, state.pop("_schedulers")):
             s.load_state_dict(saved)
@@ -349,7 +490,9 @@ class ReduceLROnPlateau:
     """Multiply the lr by `factor` when a metric (passed to step(metric)) has not improved for
     more than `patience` epochs; wait `cooldown` epochs after a cut; never below min_lr.
     mode "min" or "max"; threshold_mode "rel" (better than best * (1 -+ threshold)) or "abs"
-    (better than best -+ threshold). Cuts smaller than eps are skipped."""
+    (better than best -+ threshold). Cuts smaller than eps are skipped. It scales the current
+    lr, so it chains with the other schedules as in PyTorch."""
+    step_per = "epoch"
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
@@ -403,8 +546,7 @@ class ReduceLROnPlateau:
     def get_last_lr(self):
         return list(self._last_lr)
 
-    def state_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict):
-        self.__dict__.update(state_dict)
+    state_dict = LRScheduler.state_dict
+    _NOT_SAVED = LRScheduler._NOT_SAVED
+    _check_state_dict = LRScheduler._check_state_dict
+    load_state_dict = LRScheduler.load_state_dict

@@ -16,6 +16,7 @@ import copy
 import numbers
 
 from .. import autograd
+from ..dtype import is_float
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -199,38 +200,77 @@ class Optimizer:
                         for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
+    # group entries a scheduler may add (LRScheduler, OneCycleLR) besides the hyperparameters
+    _SCHEDULER_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "max_momentum",
+                                 "base_momentum", "name"})
+
     def load_state_dict(self, state_dict):
-        """Restore hyperparameters and state saved by state_dict() of an optimiser over
-        parameters of the same shapes in the same group order. State tensors (or arrays) are
-        copied onto each parameter's device and dtype."""
-        name = type(self).__name__
+        """Restore hyperparameters and state saved by state_dict() of an optimiser of the same
+        kind over parameters of the same shapes in the same group order. Float state tensors
+        (or arrays) are cast onto each parameter's device and dtype, as PyTorch does.
+        Everything is checked first (group count, parameters per group, hyperparameter names
+        and values, state indices, shapes and dtypes), so a refused load changes nothing."""
+        groups, state = self._check_state_dict(state_dict)
+        for own in self.param_groups:
+            own.update(groups[id(own)])
+        self.state = state
+
+    def _check_state_dict(self, state_dict):
+        """({id(own group): hyperparameters to set}, the new state): every check of
+        load_state_dict, raising ValueError (TypeError for a wrong kind of object) that names
+        the optimiser and the problem, before anything is changed."""
+        name = f"{type(self).__name__}.load_state_dict"
         groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
-        if groups is None or "state" not in state_dict:
-            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
-                             "'param_groups', as state_dict() returns")
+        if not isinstance(groups, (list, tuple)) or not isinstance(state_dict.get("state"),
+                                                                   dict):
+            raise ValueError(f"{name}: expected a dict with 'state' (a dict) and "
+                            "'param_groups' (a list), as state_dict() returns")
         if len(groups) != len(self.param_groups):
-            raise ValueError(f"{name}.load_state_dict: the state has {len(groups)} parameter "
-                             f"groups, this optimiser {len(self.param_groups)}")
-        by_index = {}
-        for saved, own in zip(groups, self.param_groups):
+            raise ValueError(f"{name}: the state has {len(groups)} parameter groups, this "
+                             f"optimiser {len(self.param_groups)}")
+        by_index, new_groups = {}, {}
+        for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
+            if not isinstance(saved, dict) or "params" not in saved:
+                raise TypeError(f"{name}: saved group {i} is not a dict with 'params'")
             if len(saved["params"]) != len(own["params"]):
-                raise ValueError(f"{name}.load_state_dict: a saved group has "
-                                 f"{len(saved['params'])} parameters, this optimiser's "
-                                 f"{len(own['params'])}")
-            by_index.update(zip(saved["params"], own["params"]))
-        self.state = {}
+                raise ValueError(f"{name}: saved group {i} has {len(saved['params'])} "
+                                 f"parameters, this optimiser's {len(own['params'])}")
+            hyper = {k: v for k, v in saved.items() if k != "params"}
+            missing = sorted(set(self.defaults) - set(hyper))
+            unknown = sorted(set(hyper) - set(self.defaults) - set(own) - self._SCHEDULER_KEYS)
+            if missing or unknown:
+                raise ValueError(f"{name}: saved group {i} is not a {type(self).__name__} "
+                                 f"group (missing hyperparameters {missing}, unknown "
+                                 f"{unknown})")
+            merged = {**own, **hyper}
+            self._check_group(merged)  # its values too (a negative lr, betas out of range)
+            new_groups[id(own)] = {k: merged[k] for k in hyper}
+            for j, p in zip(saved["params"], own["params"]):
+                if j in by_index:
+                    raise ValueError(f"{name}: parameter index {j} appears twice")
+                by_index[j] = p
+        state = {}
         for i, saved_state in state_dict["state"].items():
-            p = by_index[int(i)]
-            self.state[p] = {k: self._load_value(name, p, k, v) for k, v in saved_state.items()}
-        for saved, own in zip(groups, self.param_groups):
-            own.update({k: v for k, v in saved.items() if k != "params"})
+            try:
+                p = by_index[int(i)]
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{name}: the state refers to parameter {i!r}, which no "
+                                 f"saved group holds (indices {sorted(by_index)})") from None
+            if not isinstance(saved_state, dict):
+                raise TypeError(f"{name}: the state of parameter {i} is a "
+                                f"{type(saved_state).__name__}, expected a dict")
+            state[p] = {k: self._load_value(name, i, p, k, v) for k, v in saved_state.items()}
+        return new_groups, state
 
     @staticmethod
-    def _load_value(name, p, key, value):
+    def _load_value(name, index, p, key, value):
+        """A copy of one saved state entry for parameter p; tensors checked and cast."""
         if isinstance(value, Tensor):
-            array = value.numpy()
-            if array.shape != p.shape:
-                raise ValueError(f"{name}.load_state_dict: state '{key}' has shape "
-                                 f"{array.shape}, its parameter {p.shape}")
-            return Tensor(array, dtype=p.dtype, device=p.device)
+            if value.shape != p.shape:
+                raise ValueError(f"{name}: state '{key}' of parameter {index} has shape "
+                                 f"{value.shape}, the parameter {p.shape}")
+            if is_float(p.dtype) and not is_float(value.dtype):
+                raise ValueError(f"{name}: state '{key}' of parameter {index} is {value.dtype},"
+                                 f" expected a float tensor for a {p.dtype} parameter")
+            return Tensor(value.numpy(), dtype=p.dtype, device=p.device)
         return copy.deepcopy(value)
