@@ -158,11 +158,6 @@ def evaluate(model, loader, loss_fn=F.cross_entropy, device=None):
     return total_loss / count, (correct / predictions if classified else None)
 
 
-def _shape_dtype(value):
-    """(shape, NumPy dtype) of a Tensor or an array, without copying it to the host."""
-    return tuple(value.shape), np.dtype(value.dtype)
-
-
 class Trainer:
     """Holds what a run needs and what callbacks may read: model, optimizer, scheduler,
     history, epoch (the one running or just finished, 0-based), stop_training (set it to end
@@ -222,62 +217,26 @@ class Trainer:
             "rng": {name: g.bit_generator.state for name, g in self._generators().items()},
         }
 
-    def _check_model(self, saved, source):
+    def _check_parts(self, state, source):
+        """The model's, optimiser's and scheduler's own load checks (each validates without
+        changing anything), reported as one error that names the checkpoint."""
         own = self.model.state_dict()
-        if not isinstance(saved, dict):
-            raise ValueError(f"fit: {source} has no model state dict (got "
-                             f"{type(saved).__name__})")
-        missing = [k for k in own if k not in saved]
-        unexpected = [k for k in saved if k not in own]
-        differ = []
-        for k, target in own.items():
-            if k in saved:
-                if not hasattr(saved[k], "shape"):
-                    differ.append(f"{k}: {type(saved[k]).__name__} in the checkpoint")
-                    continue
-                (s_shape, s_dtype), (o_shape, o_dtype) = _shape_dtype(saved[k]), \
-                    _shape_dtype(target)
-                if (s_shape, s_dtype) != (o_shape, o_dtype):
-                    differ.append(f"{k}: {s_shape} {s_dtype} in the checkpoint, {o_shape} "
-                                  f"{o_dtype} in the model")
-        if missing or unexpected or differ:
-            parts = ([f"missing keys {missing}"] if missing else []) + \
-                    ([f"unexpected keys {unexpected}"] if unexpected else []) + \
-                    ([f"different shapes or dtypes: {'; '.join(differ)}"] if differ else [])
-            raise ValueError(f"fit: {source} holds another model's weights ({', '.join(parts)}); "
-                             f"nothing was loaded")
-
-    def _check_optimizer(self, state, source):
-        saved = state["optimizer"]
+        _, problems = self.model._check_state_dict(own, state["model"], strict=True)
+        if problems:
+            raise ValueError(f"fit: {source} holds another model's weights: "
+                             f"{'; '.join(problems)}; nothing was loaded")
         saved_type = state.get("optimizer_type")
         if saved_type is not None and saved_type != type(self.optimizer).__name__:
             raise ValueError(f"fit: {source} was saved with a {saved_type} optimiser, this run "
                              f"has a {type(self.optimizer).__name__}; nothing was loaded")
-        groups = saved.get("param_groups") if isinstance(saved, dict) else None
-        if not isinstance(groups, list) or not isinstance(saved.get("state"), dict):
-            raise ValueError(f"fit: {source} has no optimiser state dict ('state' and "
-                             f"'param_groups'); nothing was loaded")
-        own_groups = self.optimizer.param_groups
-        if len(groups) != len(own_groups):
-            raise ValueError(f"fit: {source} has {len(groups)} optimiser parameter groups, this "
-                             f"optimiser {len(own_groups)}; nothing was loaded")
-        params = {}
-        for g, (sg, og) in enumerate(zip(groups, own_groups)):
-            if len(sg["params"]) != len(og["params"]):
-                raise ValueError(f"fit: {source} has {len(sg['params'])} parameters in "
-                                 f"optimiser group {g}, this optimiser {len(og['params'])}; "
-                                 f"nothing was loaded")
-            params.update(zip(sg["params"], og["params"]))
-        for i, entries in saved["state"].items():
-            if int(i) not in params:
-                raise ValueError(f"fit: {source} has optimiser state for parameter {i}, which "
-                                 f"no group lists; nothing was loaded")
-            p = params[int(i)]
-            for key, value in entries.items():
-                if hasattr(value, "shape") and tuple(value.shape) != tuple(p.shape):
-                    raise ValueError(f"fit: {source} has optimiser state '{key}' of shape "
-                                     f"{tuple(value.shape)} for parameter {i}, which has shape "
-                                     f"{tuple(p.shape)} here; nothing was loaded")
+        parts = [(self.optimizer, state["optimizer"])]
+        if self.scheduler is not None:
+            parts.append((self.scheduler, state["scheduler"]))
+        for part, saved in parts:
+            try:
+                part._check_state_dict(saved)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"fit: {source}: {e}; nothing was loaded") from None
 
     def _check_state(self, state, source):
         """Everything that can mismatch, checked before anything is changed."""
@@ -309,8 +268,7 @@ class Trainer:
                 raise ValueError(f"fit: {source} has the state of a {name!r} generator "
                                  f"that this run does not have (a train loader without its own "
                                  f"generator?)")
-        self._check_model(state["model"], source)
-        self._check_optimizer(state, source)
+        self._check_parts(state, source)
 
     def load_state_dict(self, state, source="the checkpoint"):
         """Restore a run from state_dict()'s output. Everything that can mismatch is checked
