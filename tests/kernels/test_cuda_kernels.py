@@ -4,6 +4,8 @@ blocks while keeping the simulator (one Python thread per GPU thread) quick."""
 import numpy as np
 import pytest
 
+import tinygrad_lite as tl
+
 from tinygrad_lite.kernels import cuda as K
 from tinygrad_lite.kernels import scalar as S
 
@@ -243,3 +245,34 @@ def test_reduce_empty_and_argreduce():
     x = RNG.integers(0, 5, size=(3, 300)).astype(np.float64)
     np.testing.assert_array_equal(host(K.argreduce(S.MAX, dev(x), 1)), x.argmax(1))
     np.testing.assert_array_equal(host(K.argreduce(S.MIN, dev(x), 0)), x.argmin(0))
+
+
+def test_deterministic_cuda_index_gradient_sums_repeats_in_the_cpu_order(monkeypatch):
+    """With tl.use_deterministic_algorithms(True) the gradient of an integer-array key that
+    repeats indices must not use atomic adds (their order varies run to run on a GPU): it
+    equals the CPU's float32 sums bit for bit, and the atomic kernel never runs."""
+    from tinygrad_lite import determinism
+    from tinygrad_lite.kernels.cuda import movement as cuda_movement
+
+    class NoAtomics:
+        def __getitem__(self, config):
+            raise AssertionError("the atomic scatter ran with deterministic algorithms on")
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 70)).astype(np.float32)
+    idx = rng.integers(0, 5, 300)  # 300 > one 256-thread block, with many repeats
+    g = rng.standard_normal((300, 70)).astype(np.float32) * np.float32(1e3)
+    grads = []
+    monkeypatch.setattr(cuda_movement, "_scatter_add_map", NoAtomics())
+    determinism.use_deterministic_algorithms(True)
+    try:
+        for device in ("cpu", "cuda"):
+            t = tl.Tensor(x, device=device, requires_grad=True)
+            t[idx].backward(tl.Tensor(g, device=device))
+            grads.append(t.grad.numpy())
+    finally:
+        determinism.use_deterministic_algorithms(False)
+    np.testing.assert_array_equal(grads[1], grads[0])
+    np.testing.assert_allclose(grads[0], np.add.reduceat(
+        g[np.argsort(idx, kind="stable")], np.r_[0, np.cumsum(np.bincount(idx, minlength=5))[:-1]]),
+        rtol=1e-4, atol=1e-2)

@@ -8,8 +8,9 @@ keys) still builds a host map: its offsets are data, not arithmetic on the shape
 import numpy as np
 from numba import cuda
 
+from ... import determinism
 from .jit import kernel, launch
-from .memory import empty, flat, full, upload
+from .memory import empty, flat, from_numpy, full, upload
 from .views import basic_view, expanded, is_basic, launch_view, permuted, placed, view_offset
 
 
@@ -128,7 +129,16 @@ def index_add(shape, key, values):
         _scattered("index_add", expand(values, view[1]), view, out)
         return out
     index = _host_map(shape, key)
-    if index.size:
-        launch(_scatter_add_map, index.size)(flat(expand(values, index.shape)), upload(index),
-                                             flat(out))
+    if not index.size:
+        return out
+    values = flat(expand(values, index.shape))
+    if determinism.are_deterministic_algorithms_enabled() and \
+            np.unique(index).size < index.size:
+        # Repeated indices: atomic adds land in any order, so float sums round differently
+        # from run to run. Sum them on the host in index order (the CPU kernel's order); this
+        # path is rare (the gradient of an integer-array key that repeats).
+        host = np.zeros(out.size, values.dtype)
+        np.add.at(host, index.ravel(), values.copy_to_host())
+        return from_numpy(host.reshape(shape))
+    launch(_scatter_add_map, index.size)(values, upload(index), flat(out))
     return out
