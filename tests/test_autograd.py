@@ -203,3 +203,87 @@ def test_gradient_hooks_see_and_may_replace_gradients(device):
     np.testing.assert_allclose(x.grad.numpy(), [1, 1])
     with pytest.raises(RuntimeError, match="register_hook"):
         tl.zeros(2).register_hook(print)
+
+
+@device_param
+def test_gradients_accumulate_in_place_into_the_same_grad(device):
+    """As PyTorch: a second backward adds into the existing .grad object and its storage, so
+    a reference taken before (an optimiser's, a hook's) sees the sum."""
+    w = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    (w * w).sum().backward()
+    g, storage, version = w.grad, w.grad.array, w.grad.version
+    (w * 3.0).sum().backward()
+    assert w.grad is g and w.grad.array is storage and g.version == version + 1
+    np.testing.assert_allclose(g.numpy(), [2 + 3, 4 + 3])
+    ((w * w).sum() + (w * 0.5).sum()).backward()  # a third, through two paths at once
+    assert w.grad is g
+    np.testing.assert_allclose(g.numpy(), [5 + 2.5, 7 + 4.5])
+
+
+def test_an_assigned_grad_that_cannot_hold_the_sum_is_replaced():
+    """A .grad the user set to an expanded tensor (one element's memory for all) or to
+    another shape cannot be added into in place; the sum goes to a new .grad instead of
+    writing every element's sum into one location."""
+    w = tl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w.grad = tl.tensor([1.0]).expand(3)
+    (w * 2.0).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [3, 3, 3])
+    np.testing.assert_allclose(w.grad.stride(), [1])  # a new, dense .grad
+
+
+def test_backward_frees_saved_values_and_keeps_the_structure():
+    x = tl.tensor([1.0, 2.0], requires_grad=True)
+    c = tl.tensor([3.0, 4.0])
+    h = x.exp()
+    y = (h * c + h).sum()
+    order = tl.autograd.graph_order(y)
+    assert [fn.name() for fn in order] == ["Exp", "Mul", "Add", "Sum"]
+    exp_, mul, add, total = order
+    assert exp_.saved is not None  # Exp keeps its output for the gradient until backward
+    y.backward()
+    assert tl.autograd.graph_order(y) == order  # still walkable
+    for fn in order:
+        assert fn.released and not hasattr(fn, "saved") and not hasattr(fn, "saved_versions")
+    # next_functions as PyTorch's grad_fn.next_functions
+    assert total.next_functions == ((add, 0),)
+    assert add.next_functions == ((mul, 0), (exp_, 0))
+    assert mul.next_functions == ((exp_, 0), (None, 0))  # c needs no gradient
+    (leaf_node, i), = exp_.next_functions
+    assert leaf_node.name() == "AccumulateGrad" and leaf_node.variable is x and i == 0
+    assert y.grad_fn.output_meta == [((), tl.float32, tl.get_device("cpu"))]
+    with pytest.raises(RuntimeError, match="already freed.*retain_graph=True"):
+        y.backward()
+    z = (h * 2.0).sum()  # reaches the freed Exp: the same error, not a wrong gradient
+    with pytest.raises(RuntimeError, match="already freed"):
+        z.backward()
+    assert tl.autograd.graph_order(x) == []
+
+
+def test_no_grad_records_no_function():
+    x = tl.tensor([1.0, 2.0], requires_grad=True)
+    with tl.no_grad():
+        y = (x.exp() * 2.0).sum()
+    assert y._ctx is None and y.grad_fn is None and not y.requires_grad
+
+
+def test_output_hooks_survive_release_and_reject_a_bad_index():
+    x = tl.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    seen = []
+    y.grad_fn.register_output_hook(0, lambda g: seen.append(g.numpy().copy()))
+    y.sum().backward(retain_graph=True)
+    np.testing.assert_allclose(seen[0], [1, 1])
+    with pytest.raises(IndexError, match="register_output_hook: Mul has 1 output.*got index 1"):
+        y.grad_fn.register_output_hook(1, print)
+
+
+def test_a_hook_that_is_not_a_function_is_refused_when_registered():
+    """Not at the next backward, far from the line that made the mistake."""
+    x = tl.tensor([1.0], requires_grad=True)
+    with pytest.raises(TypeError, match="register_hook: expected a function hook.grad., got "
+                                        "int"):
+        x.register_hook(3)
+    with pytest.raises(TypeError, match="register_hook: expected a function hook.grad., got "
+                                        "str"):
+        (x * 2.0).register_hook("print")
+    assert x._hooks is None

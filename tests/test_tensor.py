@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from helpers import device_param
 
 
 def test_creation_and_dtypes():
@@ -112,3 +113,47 @@ def test_deepcopy_copies_storage_and_keeps_the_class():
     assert not np.array_equal(w2.numpy(), w.numpy())  # its own storage
     with pytest.raises(RuntimeError, match="only a leaf tensor can be deep-copied"):
         copy.deepcopy(w * 2)
+
+
+@device_param
+def test_to_takes_a_dtype_and_a_device_as_pytorch_does(device):
+    t = tl.tensor([1.5, -2.0], device=device)
+    for moved in (t.to(tl.float64), t.to(device, tl.float64), t.to(dtype=tl.float64),
+                  t.to(device=device, dtype="float64"), t.to(tl.zeros(1, dtype=tl.float64,
+                                                                    device=device))):
+        assert moved.dtype == tl.float64 and moved.device == device
+        np.testing.assert_array_equal(moved.numpy(), [1.5, -2.0])
+    assert t.to(tl.int64).dtype == tl.int64 and t.to(tl.int64).tolist() == [1, -2]
+    assert t.to(device) is t and t.to(tl.float32) is t and t.to(device=device) is t
+    assert t.to(device, tl.float32, copy=True) is not t
+    assert t.to(None, tl.float64).dtype == tl.float64  # as Module.to passes it
+    other = "cpu" if device == "cuda" else "cuda"
+    moved = t.to(other, tl.float64, non_blocking=True)
+    assert moved.device == other and moved.dtype == tl.float64
+    w = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    (w.to(tl.float64) * 3.0).sum().backward()  # the cast stays in the graph
+    assert w.grad.dtype == tl.float32 and w.grad.tolist() == [3.0, 3.0]
+
+
+def test_to_rejects_what_is_neither_a_device_nor_a_dtype():
+    t = tl.zeros(2)
+    with pytest.raises(ValueError, match="to: expected a device .* got 'tpu': unknown device"):
+        t.to("tpu")
+    with pytest.raises(TypeError, match="to: expected a device .* got 3"):
+        t.to(3)
+    with pytest.raises(TypeError, match="to: dtype given twice"):
+        t.to(tl.float64, tl.float32)
+    with pytest.raises(TypeError, match="to: dtype given twice"):
+        t.to(tl.float64, dtype=tl.float32)
+    with pytest.raises(TypeError, match="to: device given twice"):
+        t.to("cpu", "cuda")
+    with pytest.raises(TypeError, match="to: expected at most a device and a dtype, got 3"):
+        t.to("cpu", tl.float64, 1)
+    with pytest.raises(TypeError, match="to: a tensor argument gives both"):
+        t.to(tl.zeros(1), tl.float64)
+
+
+def test_the_truth_value_of_many_elements_says_what_to_do():
+    with pytest.raises(ValueError, match=r"shape \(2,\) is ambiguous; reduce it first"):
+        bool(tl.zeros(2))
+    assert bool(tl.ones(1)) and not bool(tl.zeros(()))

@@ -208,6 +208,73 @@ def test_ops_belong_to_the_innermost_module_and_forward_is_restored():
         "Sum"]
 
 
+class Gate(nn.Module):
+    """x * scale with `scale` passed by keyword: ops that made a keyword input are not the
+    module's."""
+
+    def forward(self, x, *, scale):
+        return x * scale
+
+
+def test_keyword_inputs_bound_a_modules_ops():
+    model = Gate()
+    x, s = leaf(3), leaf(3)
+    with viz.trace_modules(model) as trace:
+        scale = s.exp()  # made outside the module, read by it as a keyword argument
+        out = model(x, scale=scale)
+    assert trace.owner(out._ctx) == "" and trace.owner(scale._ctx) is None
+
+
+def test_trace_modules_leaves_the_modules_as_they_were():
+    """Hooks, not a patched forward: no attribute of any module is added or replaced, during
+    the trace or after it, and the hook tables are as they were once it ends."""
+    model = nn.Sequential(nn.Linear(3, 3), Residual())
+    model[0].register_forward_hook(lambda m, args, out: None)  # a user's hook stays
+    before = {path: (dict(m.__dict__), list(m._forward_hooks), list(m._forward_pre_hooks))
+              for path, m in model.named_modules()}
+    with viz.trace_modules(model) as trace:
+        for path, m in model.named_modules():
+            assert "forward" not in m.__dict__
+            assert m.__dict__.keys() == before[path][0].keys()
+            assert all(m.__dict__[k] is v for k, v in before[path][0].items())
+        loss = model(tl.randn(2, 3)).sum()
+    for path, m in model.named_modules():
+        assert dict(m.__dict__) == before[path][0] and all(
+            m.__dict__[k] is v for k, v in before[path][0].items())
+        assert (list(m._forward_hooks), list(m._forward_pre_hooks)) == before[path][1:]
+    assert trace.owner(loss._ctx) is None  # the Sum was made outside the model
+    graph_ops = [trace.owner(fn) for fn in tl.autograd.graph_order(loss)]
+    assert graph_ops.count("1.body.0") == 3 and graph_ops.count("1") == 2  # Exp and Add
+    assert graph_ops.count("0") == 3
+
+
+def test_viz_walks_the_graph_through_the_public_api():
+    import inspect
+    for module in (viz.graph, viz.draw):
+        source = inspect.getsource(module)
+        assert "_post_order" not in source and ".edges" not in source, module.__name__
+
+
+def test_a_graph_is_drawn_after_backward_with_the_gradients_it_left():
+    model, trace, loss = two_layer_mlp()
+    before = viz.draw_graph(loss, params=model, modules=trace).source
+    loss.backward()  # frees what the ops saved, keeps the structure
+    assert all(fn.released for fn in tl.autograd.graph_order(loss))
+    assert viz.draw_graph(loss, params=model, modules=trace).source == before
+    nodes, edges, _ = viz.parse_dot(viz.draw_graph(loss, params=model, modules=trace,
+                                                   show_grads=True).source)
+    assert len(nodes) == 12 and len(edges) == 11
+    for name, p in model.named_parameters():
+        node = next(a for a in nodes.values() if a["label"].startswith(name + "\n"))
+        norm = np.linalg.norm(p.grad.numpy())
+        assert node["label"].endswith(f"|grad| {norm:.2e}") and norm > 0
+        assert node["fillcolor"] == viz.grad_colour(norm)
+    relu = next(a for a in nodes.values() if a["label"].startswith("Relu"))
+    assert relu["label"].endswith("n/a")  # op gradients need capture_grads before backward
+    with pytest.raises(RuntimeError, match="already freed.*retain_graph=True"):
+        loss.backward()
+
+
 # ----- size cap -----
 def test_big_graphs_get_a_summary_node():
     h = x = leaf(2)
@@ -294,8 +361,10 @@ def test_errors_name_the_function_and_the_problem():
         viz.parse_dot("digraph {\n  a -> \n}")
     y = x.exp().sum()
     y.backward()
-    with pytest.raises(RuntimeError, match="draw_graph: the graph .* freed .*retain_graph"):
-        viz.draw_graph(y)
+    x.grad = None  # nothing left to colour by, and the graph cannot run another backward
+    with pytest.raises(RuntimeError, match="draw_graph: show_grads=True found no .grad.*"
+                                           "freed.*retain_graph=True"):
+        viz.draw_graph(y, show_grads=True)
 
 
 # ----- DOT and rendering -----

@@ -1,6 +1,7 @@
 """tinygrad_lite: a small reverse-mode autograd engine with Numba CPU and Numba-CUDA kernels."""
 from . import dtype as dtypes
-from .autograd import is_grad_enabled, no_grad
+from .autograd import (detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad,
+                       set_detect_anomaly)
 from .creation import (arange, cat, concatenate, eye, full, maximum, minimum, normal, ones,
                        ones_like, rand, randint, randn, stack, tensor, uniform, where, zeros,
                        zeros_like)

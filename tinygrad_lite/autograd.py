@@ -6,9 +6,19 @@ tuple of them, keeping what `backward` needs on `self`; `backward` takes one gra
 output and returns one gradient array (or None) per input. `self.needs_input_grad` says which
 inputs want a gradient, so backward skips the others. Both reach kernels only through `self.k`,
 the backend of the inputs' device. Nothing outside this file decides which gradient goes where.
+
+The graph is public for tools that read it (the graph drawing): `graph_order(t)` lists the
+Functions behind a tensor, `fn.next_functions` gives each one's inputs as PyTorch's
+grad_fn.next_functions does, `fn.output_meta` the (shape, dtype, device) of its outputs. That
+structure outlives backward(): backward frees only what the Functions saved for their
+gradients. `detect_anomaly()` checks every value and gradient for NaN/inf (a debug mode).
 """
 import functools
+import os
+import sys
 import threading
+
+import numpy as np
 
 from .kernels import scalar
 
@@ -24,6 +34,64 @@ _grad_mode = _GradMode()
 
 def is_grad_enabled():
     return _grad_mode.enabled
+
+
+class _AnomalyMode(threading.local):
+    enabled = False
+
+
+# Thread-local like grad mode. Function.apply reads it once per op; everything else anomaly
+# mode does (stack walks, host copies, finiteness checks) happens only when it is on.
+_anomaly_mode = _AnomalyMode()
+
+
+def is_anomaly_enabled():
+    return _anomaly_mode.enabled
+
+
+class detect_anomaly:
+    """Context manager and decorator (`@detect_anomaly` or `@detect_anomaly()`): while it is
+    on (in this thread), every op's outputs are checked for NaN/inf in forward and every
+    gradient in backward, and the first non-finite value raises a RuntimeError naming the op,
+    its inputs and the line of your code that called it. For debugging: it copies CUDA values
+    to the host and records a stack frame per op."""
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        return self(fn) if callable(fn) else self
+
+    def __enter__(self):
+        self._previous = _anomaly_mode.enabled
+        _anomaly_mode.enabled = True
+        return self
+
+    def __exit__(self, *exc):
+        _anomaly_mode.enabled = self._previous
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with detect_anomaly():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class set_detect_anomaly:
+    """set_detect_anomaly(True/False) turns anomaly detection on or off in this thread, as
+    PyTorch's does; used as `with set_detect_anomaly(mode):` it restores the previous mode on
+    exit."""
+
+    def __init__(self, mode):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_detect_anomaly: expected True or False, got {mode!r}")
+        self._previous = _anomaly_mode.enabled
+        _anomaly_mode.enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _anomaly_mode.enabled = self._previous
 
 
 class no_grad:
@@ -68,6 +136,7 @@ class Function:
     SAVES = ()
     SAVES_OUTPUT = False
     VIEW = False
+    released = False  # set by release(): the saved values are gone, the structure stays
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -91,6 +160,8 @@ class Function:
         if cls.VIEW:
             for t in outputs:
                 t._version = inputs[0]._version
+        if _anomaly_mode.enabled:
+            _anomaly_forward(fn, inputs, outputs, track)
         if track:
             record(fn, inputs, outputs)
         return outputs if multi else outputs[0]
@@ -102,9 +173,62 @@ class Function:
         raise NotImplementedError
 
     def release(self):
-        """Drop saved arrays and inputs once backward has used them (unless retain_graph)."""
-        self.__dict__.clear()
+        """Drop what forward saved for backward once backward has used it (unless
+        retain_graph). The structure stays, as in PyTorch, so the graph can still be walked
+        and drawn while its output is referenced; a second backward through it raises."""
+        kept = self.__dict__
+        self.__dict__ = {name: kept[name] for name in _STRUCTURE if name in kept}
         self.released = True
+
+    def name(self):
+        """The op's name (its class name), as PyTorch's grad_fn.name()."""
+        return type(self).__name__
+
+    @property
+    def next_functions(self):
+        """Per input, as PyTorch's grad_fn.next_functions: (the Function that made it, which
+        of its outputs) for a tensor an op made, (AccumulateGrad(leaf), 0) for a leaf that
+        requires grad, (None, 0) for an input that needs no gradient."""
+        return tuple([(None, 0) if e is None else (e[0], e[1]) if e[0] is not None else
+                      (AccumulateGrad(e[2]), 0) for e in self.edges])
+
+    def register_output_hook(self, index, hook):
+        """Call hook(grad) with the complete gradient of output `index` in every backward
+        through this Function; it may return a replacement. Returns a handle to remove it."""
+        if not callable(hook):
+            raise TypeError(f"register_output_hook: expected a function hook(grad), got "
+                            f"{type(hook).__name__}")
+        if not 0 <= index < len(self.output_meta):
+            raise IndexError(f"register_output_hook: {self.name()} has "
+                             f"{len(self.output_meta)} output(s), got index {index}")
+        hooks = self.__dict__.setdefault("output_hooks", {}).setdefault(index, [])
+        hooks.append(hook)
+        return HookHandle(hooks, hook)
+
+
+# What release() keeps: the graph's structure (edges, output shapes, dtypes and devices, which
+# inputs wanted a gradient), the hooks on it and where it was created. Everything else a
+# Function holds was saved by forward for backward, and is what the memory goes to.
+_STRUCTURE = ("k", "needs_input_grad", "edges", "output_meta", "output_hooks", "created_at")
+
+
+class AccumulateGrad:
+    """The node next_functions gives for a leaf, as in PyTorch: `.variable` is the leaf whose
+    .grad backward accumulates into."""
+    __slots__ = ("variable",)
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+
+def graph_order(tensor):
+    """The Functions behind `tensor`, each after the Functions that made its inputs (data-flow
+    order; empty for a leaf). Walks graphs whose saved values backward already freed."""
+    return _post_order(tensor._ctx, None) if tensor._ctx is not None else []
 
 
 def record(fn, inputs, outputs):
@@ -171,7 +295,7 @@ def _post_order(root, who="backward()"):
     after all the Functions that produce its inputs (a true post-order: a Function is appended
     only when every path below it is finished, whatever the path lengths). Inputs are visited
     first to last, so the order also reads as the data flowed (the graph drawing uses it).
-    `who` names the caller in the error for a freed graph."""
+    `who` names the caller in the error for a freed graph; None walks freed graphs too."""
     order, visited, stack = [], set(), [(root, False)]
     while stack:
         fn, finished = stack.pop()
@@ -180,7 +304,7 @@ def _post_order(root, who="backward()"):
             continue
         if id(fn) in visited:
             continue
-        if getattr(fn, "released", False):
+        if who is not None and fn.released:
             raise RuntimeError(
                 f"{who}: the graph behind this tensor was already freed by an earlier "
                 "backward(); call backward(retain_graph=True) the first time to keep it")
@@ -203,9 +327,80 @@ def _add(sums, key, holder, grad):
         sums[key] = (holder, grad, False)
 
 
+# ----- anomaly mode: none of this runs unless detect_anomaly() is on -----
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_site():
+    """'file:line in function' of the innermost caller outside this package: the line of the
+    user's code that made the op."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame = frame.f_back
+    if frame is None:
+        return "an unknown place (no caller outside tinygrad_lite)"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+def _nonfinite(array):
+    """None when `array` is finite (integers and bools always are), else what it holds, e.g.
+    '2 NaN and 1 inf among 6 values'. CUDA arrays are copied to the host to look."""
+    if array.dtype.kind not in "fc":
+        return None
+    host = array if isinstance(array, np.ndarray) else array.copy_to_host()
+    if np.isfinite(host).all():
+        return None
+    nan = int(np.isnan(host).sum())
+    return f"{nan} NaN and {host.size - nan - int(np.isfinite(host).sum())} inf among " \
+           f"{host.size} values"
+
+
+def _describe(shapes_dtypes_devices):
+    return ", ".join(f"{tuple(s)} {np.dtype(d).name} on {dev}" for s, d, dev in
+                     shapes_dtypes_devices) or "none"
+
+
+def _anomaly_forward(fn, inputs, outputs, track):
+    if track:  # where the op was made, for the error its backward may raise later
+        fn.created_at = _user_site()
+    for i, t in enumerate(outputs):
+        found = _nonfinite(t.array)
+        if found is None:
+            continue
+        bad_inputs = [(j, f) for j, f in ((j, _nonfinite(x.array)) for j, x in
+                                          enumerate(inputs)) if f is not None]
+        cause = ("; it was given non-finite inputs (" + "; ".join(
+            f"input {j}: {f}" for j, f in bad_inputs) + "), so they came from outside the "
+                 "checked ops (data, a parameter, or a write in place)") if bad_inputs else \
+            " from finite inputs"
+        raise RuntimeError(
+            f"detect_anomaly: {fn.name()} produced {found} in output {i} "
+            f"({t.shape} {t.dtype.name}){cause}. Inputs: "
+            f"{_describe((x.shape, x.dtype, x.device) for x in inputs)}. "
+            f"The op was called at {_user_site()}")
+
+
+def _anomaly_backward(fn, grads, what):
+    """Raise if one of `grads` (arrays or None) is not finite. `what` says whose they are."""
+    for i, g in enumerate(grads):
+        found = None if g is None else _nonfinite(g)
+        if found is None:
+            continue
+        site = fn.__dict__.get("created_at",
+                               "an unknown place (it was made outside detect_anomaly)")
+        raise RuntimeError(
+            f"detect_anomaly: {what(i)} holds {found} ({tuple(g.shape)} {g.dtype.name}). "
+            f"{fn.name()} was created at {site}; its outputs: "
+            f"{_describe(fn.output_meta)}")
+
+
 def backward(root, grad, retain_graph=False):
     """Accumulate d(root)/d(leaf) * grad into every leaf's .grad. Functions run in reverse
     post-order, so each sees the full sum of its outputs' gradients before it runs."""
+    anomaly = _anomaly_mode.enabled
+    if anomaly and _nonfinite(grad) is not None:
+        raise RuntimeError(f"detect_anomaly: the gradient given to backward() holds "
+                           f"{_nonfinite(grad)}")
     leaves = {}
     if root._ctx is None:
         _add(leaves, id(root), root, grad)
@@ -222,10 +417,16 @@ def backward(root, grad, retain_graph=False):
                     if hooks.get(i):
                         received[i] = run_hooks(hooks[i], fn.output_meta[i][2], g)
             grads = [received.get(i) for i in range(len(fn.output_meta))]
+            if anomaly:  # a sum of gradients or a hook's replacement may be the first inf
+                _anomaly_backward(fn, grads, lambda i, fn=fn: f"the gradient reaching output "
+                                  f"{i} of {fn.name()} (summed over its readers, after hooks)")
             for i, (shape, dtype, device) in enumerate(fn.output_meta):
                 if grads[i] is None:  # an output nobody used: its gradient is zero
                     grads[i] = device.backend.full(shape, 0, dtype)
             input_grads = fn.backward(*grads)
+            if anomaly:
+                _anomaly_backward(fn, input_grads, lambda i, fn=fn: f"the gradient that "
+                                  f"{fn.name()}.backward returned for its input {i}")
             for edge, g in zip(fn.edges, input_grads):
                 if g is None or edge is None:
                     continue
@@ -247,4 +448,7 @@ def backward(root, grad, retain_graph=False):
         if leaf._hooks:
             hooked = run_hooks(leaf._hooks, leaf.device, g)
             g, owned = hooked, owned and hooked is g
+        if anomaly and _nonfinite(g) is not None:
+            raise RuntimeError(f"detect_anomaly: the gradient for a leaf of shape {leaf.shape} "
+                               f"(summed over its uses, after hooks) holds {_nonfinite(g)}")
         leaf._accumulate_grad(g, owned)

@@ -7,13 +7,16 @@ _generator = np.random.default_rng(0)
 
 
 def manual_seed(seed):
-    """Reset the global generator; returns it, as torch.manual_seed does."""
-    global _generator
+    """Reseed the global generator in place and return it, as torch.manual_seed does. In
+    place, so that a generator obtained earlier (generator(), an earlier manual_seed's return
+    value, a DataLoader or a layer that kept it) draws the new seed's numbers too."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"manual_seed: expected a non-negative int, got {seed!r}")
-    _generator = np.random.default_rng(int(seed))
+    # The state of a fresh PCG64 is exactly default_rng(seed)'s, buffered bits included.
+    _generator.bit_generator.state = np.random.PCG64(int(seed)).state
     return _generator
 
 
 def generator():
+    """The one generator everything random draws from (reseeded by manual_seed)."""
     return _generator

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import autograd, ops
 from . import dtype as dt
-from .device import get_device
+from .device import Device, get_device
 from .kernels import scalar as S
 from .ops import elementwise as E
 from .ops import inplace as I
@@ -124,7 +124,8 @@ class Tensor:
 
     def __bool__(self):
         if self.size != 1:
-            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
+            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous; "
+                             "reduce it first, e.g. with (t != 0).sum() > 0, or compare .item()")
         return bool(self.item())
 
     # ----- autograd -----
@@ -175,32 +176,76 @@ class Tensor:
     def register_hook(self, hook):
         """Call hook(grad) with this tensor's gradient (a Tensor) whenever backward computes
         it; a hook may return a replacement. Returns a handle whose remove() undoes it."""
+        if not callable(hook):
+            raise TypeError(f"register_hook: expected a function hook(grad), got "
+                            f"{type(hook).__name__}")
         if not self.requires_grad:
             raise RuntimeError("register_hook: this tensor does not require grad, so no "
                                "gradient will ever reach it")
-        if self._ctx is None:
-            hooks = self._hooks = self._hooks if self._hooks is not None else []
-        else:
-            hooks = self._ctx.__dict__.setdefault("output_hooks", {}).setdefault(
-                self._output_index, [])
+        if self._ctx is not None:
+            return self._ctx.register_output_hook(self._output_index, hook)
+        hooks = self._hooks = self._hooks if self._hooks is not None else []
         hooks.append(hook)
         return autograd.HookHandle(hooks, hook)
 
     def _accumulate_grad(self, g, owned):
         """Add g to .grad. A new .grad gets its own storage unless g was made for it alone
-        (`owned`): backward may hand the same array to several inputs, or the caller's own."""
-        k = self.device.backend
-        if self.grad is None:
+        (`owned`): backward may hand the same array to several inputs, or the caller's own.
+        An existing .grad is added into in place, as in PyTorch: the same Tensor object (so an
+        optimiser's or a hook's reference sees the sum) and no new array per backward."""
+        k, grad = self.device.backend, self.grad
+        if grad is None:
             self.grad = Tensor._wrap(g if owned else k.elementwise(S.COPY, (g,), g.dtype),
                                      self.device, False)
-        else:
-            self.grad = Tensor._wrap(k.elementwise(S.ADD, (self.grad.array, g), g.dtype),
+        elif self._grad_writable(grad):
+            k.elementwise(S.ADD, (grad.array, g), grad.dtype, out=grad.array)
+            grad._version.value += 1
+        else:  # a .grad the user assigned that cannot hold the sum in place: a new one
+            self.grad = Tensor._wrap(k.elementwise(S.ADD, (grad.array, g), g.dtype),
                                      self.device, False)
 
+    def _grad_writable(self, grad):
+        """Whether the sum can be written into `grad`'s storage: a tensor of this one's shape,
+        dtype and device whose elements each have their own memory (an expanded tensor's do
+        not; on CUDA the kernels write only C-contiguous arrays)."""
+        if not isinstance(grad, Tensor) or grad.shape != self.shape or \
+                grad.dtype != self.dtype or grad.device != self.device:
+            return False
+        array = grad.array
+        if isinstance(array, np.ndarray):
+            return array.flags.writeable and all(
+                st != 0 or n <= 1 for n, st in zip(array.shape, array.strides))
+        return array.is_c_contiguous()
+
     # ----- devices, dtypes, layout -----
-    def to(self, device=None, dtype=None):
+    def to(self, *args, device=None, dtype=None, non_blocking=False, copy=False):
+        """This tensor on `device` and/or as `dtype`, as PyTorch's: t.to(dtype),
+        t.to(device), t.to(device, dtype), t.to(other_tensor) (its device and dtype), or the
+        keywords. Returns self when nothing changes, unless copy=True. non_blocking is
+        accepted for PyTorch code; copies here are synchronous anyway."""
+        if len(args) > 2:
+            raise TypeError(f"to: expected at most a device and a dtype, got {len(args)} "
+                            "positional arguments")
+        for arg in args:
+            if arg is None:  # to(None, dtype), as Module.to passes: that one left unchanged
+                continue
+            if isinstance(arg, Tensor):
+                if len(args) != 1 or device is not None or dtype is not None:
+                    raise TypeError("to: a tensor argument gives both device and dtype; pass "
+                                    "it alone")
+                device, dtype = arg.device, arg.dtype
+                continue
+            is_dtype = _is_dtype(arg)
+            if is_dtype and dtype is not None or not is_dtype and device is not None:
+                raise TypeError(f"to: {'dtype' if is_dtype else 'device'} given twice "
+                                f"(again as {arg!r})")
+            if is_dtype:
+                dtype = arg
+            else:
+                device = arg
         out = self if dtype is None else self.astype(dtype)
-        return out if device is None else V.to_device(out, get_device(device))
+        out = out if device is None else V.to_device(out, get_device(device))
+        return out.clone() if copy and out is self else out
 
     def cpu(self):
         return self.to("cpu")
@@ -303,6 +348,26 @@ class Tensor:
     split = torch_names(V.split)
     __getitem__ = V.getitem
     pad = V.pad
+
+
+def _is_dtype(arg):
+    """Whether a positional argument of Tensor.to names a dtype (else it is a device): NumPy
+    dtypes and types, Python's float/int/bool, and dtype names such as "float64"."""
+    if isinstance(arg, Device):
+        return False
+    if isinstance(arg, str):
+        try:
+            get_device(arg)
+            return False
+        except ValueError:
+            pass
+    try:
+        dt.to_dtype(arg)
+    except TypeError as e:
+        error = ValueError if isinstance(arg, str) else TypeError
+        raise error(f"to: expected a device ('cpu', 'cuda') or a dtype (float32, float64, "
+                    f"int64, bool), got {arg!r}: unknown device, and {e}") from None
+    return True
 
 
 autograd._make_tensor = Tensor._wrap

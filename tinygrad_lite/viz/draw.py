@@ -2,9 +2,10 @@
 written as a graphviz.Digraph."""
 import math
 
+from ..autograd import graph_order
 from ..tensor import Tensor
 from .graph import (_FILL, _SHAPE, GRAD_HIGH, GRAD_LOW, GradCapture, _meta_line, _norm,
-                    _param_names, _walk, grad_colour)
+                    _param_names, grad_colour, inputs_of)
 
 
 class _Node:
@@ -33,6 +34,8 @@ def draw_graph(output, params=None, *, modules=None, depth=None, show_grads=Fals
         runs `output.backward(retain_graph=True)` itself with `capture_grads` hooks (so the
         leaves' .grad are filled as by any backward). If grads exist already, only leaves
         are coloured unless `grads` is the `capture_grads(output)` made before that backward.
+        A graph can be drawn after backward() freed its saved values (its structure stays);
+        show_grads then colours the leaves by the .grad that backward left.
     max_nodes: above it, the nodes farthest from the output become one summary node.
 
         >>> with viz.trace_modules(model) as trace:
@@ -54,9 +57,14 @@ def draw_graph(output, params=None, *, modules=None, depth=None, show_grads=Fals
                          "modules=trace_modules(model) recorded during the forward")
     if not isinstance(max_nodes, int) or max_nodes < 2:
         raise ValueError(f"draw_graph: max_nodes must be an int >= 2, got {max_nodes!r}")
-    names, order = _param_names(params), _walk(output, "draw_graph")
-    leaves = [e[2] for fn in order for e in fn.edges if e is not None and e[2] is not None]
+    names, order = _param_names(params), graph_order(output)
+    leaves = [e[1] for fn in order for e in inputs_of(fn) if e is not None and e[0] == "leaf"]
     if show_grads and grads is None and all(t.grad is None for t in leaves + [output]):
+        if any(fn.released for fn in order):
+            raise RuntimeError("draw_graph: show_grads=True found no .grad to colour by, and "
+                               "an earlier backward() freed what this graph needs to run "
+                               "another; draw before backward, or call backward("
+                               "retain_graph=True)")
         if output.size != 1:
             raise ValueError(f"draw_graph: show_grads=True runs backward itself, which needs a "
                              f"scalar output, got shape {output.shape}; run "
@@ -90,17 +98,17 @@ def _collect(output, order, names, modules, show_grads, grads, show_constants):
 
     for fn in order:
         key = ("f", id(fn))
-        for edge in fn.edges:
+        for edge in inputs_of(fn):
             if edge is None:
                 if show_constants:
                     const = ("c", len(nodes))
                     nodes[const] = _Node("const", ["const"])
                     edges.append((const, key, 0))
                 continue
-            producer, i, t = edge
-            edges.append((leaf(t) if t is not None else ("f", id(producer)), key, i))
+            edges.append((leaf(edge[1]), key, 0) if edge[0] == "leaf" else
+                         (("f", id(edge[1])), key, edge[2]))
         metas[key] = (fn, fn.output_meta)
-        nodes[key] = _Node("op", [type(fn).__name__] + [_meta_line(*m) for m in fn.output_meta],
+        nodes[key] = _Node("op", [fn.name()] + [_meta_line(*m) for m in fn.output_meta],
                            modules.owner(fn) if modules is not None else None,
                            grads.norm(fn) if show_grads and grads is not None else None)
     root = ("f", id(output._ctx)) if output._ctx is not None else leaf(output)

@@ -1,24 +1,28 @@
 """The graph behind a tensor as a `graphviz.Digraph`.
 
 What there is to draw: every Function recorded on the way to the tensor (only ops whose inputs
-require grad are recorded) and the leaves they read. A Function's `edges` give, per input, its
-producer (Function and output index), a leaf tensor, or None for an input that needs no
-gradient (data, labels, constants). Those constant inputs are not drawn unless
-`show_constants=True`, which draws each as a small "const" node: the graph holds nothing about
-them (no shape, no identity), so they only say "an input came from outside the graph".
+require grad are recorded) and the leaves they read, walked through autograd's public API:
+`graph_order(t)` lists the Functions, each one's `next_functions` gives per input its producer
+(Function and output index), a leaf (`AccumulateGrad(leaf)`), or None for an input that needs
+no gradient (data, labels, constants), and `output_meta` the shape, dtype and device of its
+outputs. That structure outlives backward(), so a graph can be drawn after it. Constant inputs
+are not drawn unless `show_constants=True`, which draws each as a small "const" node: the graph
+holds nothing about them (no shape, no identity), so they only say "an input came from outside
+the graph".
 
 Which op a Module made is not in the graph either; `trace_modules(model)` records it while the
-forward runs, by wrapping each sub-module's `forward` for the duration (no change to Module):
-after a module's forward returns, the ops between its outputs and its inputs that no inner
-module claimed are its own. Gradient norms of intermediate ops come from hooks on the
-Functions' outputs (`capture_grads`), those of leaves from their `.grad`.
+forward runs, with a forward pre-hook and a forward hook on every module (the modules are not
+changed otherwise, and the hooks come off on exit): the pre-hook notes the ops that made the
+module's inputs, the forward hook claims the ops between its outputs and those that no inner
+module claimed. Gradient norms of intermediate ops come from hooks on the Functions' outputs
+(`capture_grads`), those of leaves from their `.grad`.
 """
 import math
 from collections.abc import Mapping
 
 import numpy as np
 
-from ..autograd import HookHandle, _post_order
+from ..autograd import AccumulateGrad, graph_order
 from ..tensor import Tensor
 
 GRAD_LOW, GRAD_HIGH = 1e-5, 1e3  # default ends of the colour scale: vanishing .. exploding
@@ -47,10 +51,14 @@ def _norm(array):
     return float(np.linalg.norm(np.asarray(array, dtype=np.float64).ravel()))
 
 
-def _walk(output, who):
-    """The Functions behind `output`, each after the producers of its inputs, in data-flow
-    order (the same walk as backward's)."""
-    return _post_order(output._ctx, who) if output._ctx is not None else []
+def inputs_of(fn):
+    """Per input of `fn`: ("op", producer Function, output index), ("leaf", tensor) or None
+    for an input that needs no gradient."""
+    found = []
+    for node, i in fn.next_functions:
+        found.append(None if node is None else ("leaf", node.variable)
+                     if isinstance(node, AccumulateGrad) else ("op", node, i))
+    return found
 
 
 def _tensors(obj):
@@ -73,38 +81,45 @@ class ModuleTrace:
     def __init__(self, model):
         if not hasattr(model, "named_modules"):
             raise TypeError(f"trace_modules: expected an nn.Module, got {type(model).__name__}")
-        self.model, self.types, self._owner, self._saved = model, {}, {}, []
+        self.model, self.types, self._owner, self._handles = model, {}, {}, []
+        self._inputs = {}  # module path -> a stack (a module may be called re-entrantly)
 
     def __enter__(self):
         for path, module in self.model.named_modules():
             self.types[path] = type(module).__name__
-            self._saved.append((module, module.__dict__.get("forward")))
-            # an instance attribute shadows the class's forward, which Module.__call__ calls
-            object.__setattr__(module, "forward", self._traced(path, module.forward))
+            # The pre-hook runs after any other pre-hook (so it sees the inputs forward gets);
+            # the forward hook runs before any other (so it sees forward's own output).
+            self._handles.append(module.register_forward_pre_hook(
+                self._before(path), with_kwargs=True))
+            self._handles.append(module.register_forward_hook(self._after(path),
+                                                              prepend=True))
         return self
 
     def __exit__(self, *exc):
-        for module, previous in self._saved:
-            module.__dict__.pop("forward", None)
-            if previous is not None:
-                module.__dict__["forward"] = previous
-        self._saved = []
+        for handle in self._handles:
+            handle.remove()
+        self._handles, self._inputs = [], {}
 
-    def _traced(self, path, forward):
-        def traced(*args, **kwargs):
-            out = forward(*args, **kwargs)
-            stop = {id(t._ctx) for t in _tensors((args, kwargs)) if t._ctx is not None}
+    def _before(self, path):
+        def before(module, args, kwargs):
+            self._inputs.setdefault(path, []).append(
+                {id(t._ctx) for t in _tensors((args, kwargs)) if t._ctx is not None})
+        return before
+
+    def _after(self, path):
+        def after(module, args, out):
+            pending = self._inputs.get(path)
+            stop = pending.pop() if pending else set()
             stack = [t._ctx for t in _tensors(out) if t._ctx is not None]
             seen = set()
             while stack:  # walk back to the inputs; claim what no inner module claimed
                 fn = stack.pop()
-                if id(fn) in seen or id(fn) in stop or getattr(fn, "released", False):
+                if id(fn) in seen or id(fn) in stop:
                     continue
                 seen.add(id(fn))
                 self._owner.setdefault(id(fn), (fn, path))
-                stack.extend(e[0] for e in fn.edges if e is not None and e[0] is not None)
-            return out
-        return traced
+                stack.extend(e[1] for e in inputs_of(fn) if e is not None and e[0] == "op")
+        return after
 
     def owner(self, fn):
         """The path of the module that made `fn`, or None if it was made outside them."""
@@ -125,12 +140,9 @@ class GradCapture:
 
     def __init__(self, output):
         self.norms, self._handles = {}, []
-        for fn in _walk(output, "capture_grads"):
-            hooks = fn.__dict__.setdefault("output_hooks", {})
+        for fn in graph_order(output):
             for i in range(len(fn.output_meta)):
-                hook = self._recorder((id(fn), i))
-                hooks.setdefault(i, []).append(hook)
-                self._handles.append(HookHandle(hooks[i], hook))
+                self._handles.append(fn.register_output_hook(i, self._recorder((id(fn), i))))
 
     def _recorder(self, key):
         def record(grad):
