@@ -5,6 +5,7 @@ from .autograd import (detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_g
 from .creation import (arange, cat, concatenate, eye, full, maximum, minimum, normal, ones,
                        ones_like, rand, randint, randn, stack, tensor, uniform, where, zeros,
                        zeros_like)
+from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms
 from .device import Device, cuda_is_available, get_device
 from .dtype import bool_, float32, float64, int64
 from .gradcheck import GradcheckResult, gradcheck
