@@ -73,6 +73,9 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, transform=None,
                  num_workers=0, prefetch_factor=None, generator=None, collate_fn=None):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"DataLoader: expected a dataset (with __len__ and __getitem__, "
+                            f"e.g. a data.Dataset), got {type(dataset).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got "

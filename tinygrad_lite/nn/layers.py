@@ -92,6 +92,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(f"Linear: {name} must be a non-negative int, got {n!r}")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(creation.zeros(out_features, in_features, dtype=dtype,
                                                device=device))

@@ -129,6 +129,14 @@ def _check_positive_int(scheduler, name, value):
         raise ValueError(f"{scheduler}: expected a positive integer {name}, got {value!r}")
 
 
+def _check_gamma(scheduler, gamma):
+    """A decay factor must be a positive finite number: a NaN (which torch accepts) would turn
+    every later learning rate into NaN without a word."""
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or \
+            not 0 < gamma < float("inf"):
+        raise ValueError(f"{scheduler}: expected a positive finite gamma, got {gamma!r}")
+
+
 class LambdaLR(LRScheduler):
     """lr_t = base_lr * lr_lambda(t); one function, or one per parameter group."""
 
@@ -150,6 +158,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         _check_positive_int("StepLR", "step_size", step_size)
+        _check_gamma("StepLR", gamma)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
@@ -167,6 +176,7 @@ class MultiStepLR(LRScheduler):
     """lr_t = base_lr * gamma^(number of milestones <= t), e.g. x0.1 at epochs 30, 60, 90."""
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        _check_gamma("MultiStepLR", gamma)
         self.milestones = sorted(int(m) for m in milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -185,6 +195,7 @@ class ExponentialLR(LRScheduler):
     """lr_t = base_lr * gamma^t."""
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
+        _check_gamma("ExponentialLR", gamma)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
