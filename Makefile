@@ -17,15 +17,22 @@ demo: $(STAMP)
 # The CUDA tests run on Numba's CUDA simulator here (tests/conftest.py turns it on). One worker
 # process per core (at most 4): the simulator and Numba's compiler are single-threaded, so two
 # workers on 2 cores take a cold run from about 6.7 to 4.7 minutes.
+# Then the bad-argument fuzz table once more with NUMBA_BOUNDSCHECK=1, so that a kernel reading
+# out of bounds fails loudly instead of returning garbage. Numba's cache key does not record
+# bounds checking, so that run compiles into its own cache directory.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --maxprocesses 4
+	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/build/numba-boundscheck \
+	    $(BIN)/python -m pytest -p no:xdist -q tests/test_fuzz.py
 
 # On a machine with an NVIDIA GPU: the same CUDA tests on the real device.
 test-gpu: $(STAMP)
 	TINYGRAD_LITE_REAL_GPU=1 $(BIN)/python -m pytest tests -k cuda
 
+# Training steps against PyTorch (tools/bench.py; ARGS="--quick" for a smoke run). torch is
+# the test extra's reference engine, never a dependency of the package.
 bench: $(STAMP)
-	$(BIN)/python tools/bench_ops.py
+	$(BIN)/python tools/bench.py $(ARGS)
 
 # The computation graph of the demo MLP after one backward: build/mlp_graph.dot (+ .svg/.png)
 graph: $(STAMP)

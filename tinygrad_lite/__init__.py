@@ -10,6 +10,8 @@ from .device import Device, cuda_is_available, get_device
 from .dtype import bool_, float32, float64, int64
 from .gradcheck import GradcheckResult, gradcheck
 from .random import manual_seed
+from . import threads
+from .threads import get_num_threads, set_num_threads
 from .tensor import Tensor
 from . import data, nn, optim  # noqa: E402  (they build on Tensor)
 
