@@ -259,3 +259,60 @@ def _t(*shape, dtype=F64):
 def test_errors(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         conv2d(*args, **kwargs)
+
+
+# ----- the CPU backward's paths (input gradient as an im2col of grad, weight gradient from it) --
+@pytest.mark.parametrize("limit", [1 << 30, 1])
+@pytest.mark.parametrize("ws, kwargs", [
+    ((6, 2, 3, 3), dict(stride=2, padding=1, dilation=(1, 2), groups=3)),
+    ((4, 3, 2, 3), dict(stride=(3, 1), padding=(2, 0))),       # padding past the kernel extent
+    ((3, 1, 3, 3), dict(padding="same", dilation=2, groups=3)),  # depthwise
+    ((4, 3, 1, 1), dict(stride=2)),
+])
+def test_each_gradient_alone_equals_both(monkeypatch, limit, ws, kwargs):
+    """The weight gradient without the input's (from forward's im2col of x) equals the one
+    computed beside the input gradient (from the im2col of grad), chunked or not, and both
+    match centred differences through the full op."""
+    monkeypatch.setattr(cpu_conv, "COLS_BYTES", limit)
+    rng = np.random.default_rng(5)
+    groups = kwargs.get("groups", 1)
+    x = rng.standard_normal((3, ws[1] * groups, 7, 6))
+    w = rng.standard_normal(ws)
+    params = []
+    out = conv2d(tl.tensor(x, dtype=F64), tl.tensor(w, dtype=F64), **kwargs)
+    proj = rng.standard_normal(out.shape)
+    for need_x, need_w in ((True, True), (True, False), (False, True)):
+        xt = tl.tensor(x, dtype=F64, requires_grad=need_x)
+        wt = tl.tensor(w, dtype=F64, requires_grad=need_w)
+        (conv2d(xt, wt, **kwargs) * tl.tensor(proj, dtype=F64)).sum().backward()
+        params.append((xt.grad, wt.grad))
+    np.testing.assert_allclose(params[1][0].numpy(), params[0][0].numpy(), rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(params[2][1].numpy(), params[0][1].numpy(), rtol=1e-12,
+                               atol=1e-12)
+    assert params[1][1] is None and params[2][0] is None
+    # the reference: d <proj, conv(x, w)> / d w by the definition, one tap at a time
+    eps = 1e-6
+    flat = w.reshape(-1)
+    for k in rng.choice(flat.size, 4, replace=False):
+        wp, wm = flat.copy(), flat.copy()
+        wp[k] += eps
+        wm[k] -= eps
+        num = ((conv_ref(x, wp.reshape(ws), **kwargs) - conv_ref(x, wm.reshape(ws), **kwargs))
+               * proj).sum() / (2 * eps)
+        np.testing.assert_allclose(params[0][1].numpy().reshape(-1)[k], num, rtol=1e-6,
+                                   atol=1e-8)
+
+
+@pytest.mark.parametrize("G, k, m", [(1, 5, 2), (1, 2, 5), (3, 4, 1), (2, 1, 3)])
+def test_weight_grad_sums_chunks_in_either_orientation(G, k, m):
+    """_weight_grad puts the larger side first for BLAS and transposes back: the sum over
+    chunks of per-group a^T b is the same either way round."""
+    rng = np.random.default_rng(6)
+    pairs = [(rng.standard_normal((r, G * k)), rng.standard_normal((r, G * m)))
+             for r in (4, 7, 1)]
+    got = cpu_conv._weight_grad(iter(pairs), G)
+    expect = sum(np.einsum("rgk,rgm->gkm", a.reshape(-1, G, k), b.reshape(-1, G, m))
+                 for a, b in pairs)
+    assert got.shape == (G, k, m)
+    np.testing.assert_allclose(got, expect, rtol=1e-12)

@@ -1,4 +1,5 @@
-"""Convolution on the CPU: im2col over NHWC memory + BLAS GEMM, forward and backward.
+"""Convolution on the CPU: im2col over NHWC memory + BLAS GEMM, forward and backward, with one
+im2col kernel and no col2im.
 
 Why NHWC: one output pixel's im2col row is, for each kernel tap (i, j), the Cg channels of one
 input pixel, which in NHWC memory are Cg consecutive numbers: the row is built from contiguous
@@ -10,41 +11,56 @@ Shapes. Input x (N, C, H, W), weight (O, Cg, kh, kw) with Cg = C / G for G group
 A row r = (n, oh, ow) of `cols` holds, for each group g, K = kh * kw * Cg numbers in the order
 (i, j, c): cols[r, g*K + (i*kw + j)*Cg + c] = x[n, g*Cg + c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
 (0 in the padding). With the weight as wmat[g] (K, Og), the output rows are, per group,
-    out[r, g*Og:(g+1)*Og] = cols[r, g*K:(g+1)*K] @ wmat[g] (+ bias)
-and the gradients are
-    grad_wmat[g] = cols[:, gK:(g+1)K]^T @ grad_rows[:, gOg:(g+1)Og]
-    grad_cols[:, gK:(g+1)K] = grad_rows[:, gOg:(g+1)Og] @ wmat[g]^T, then col2im.
-col2im adds each grad_cols run back where im2col copied it from. Work is split by input row
-(n, ih): the item that owns a row adds in every run that came from it, so no two threads write
-the same element and neither atomics nor private buffers are needed.
+    out[r, g*Og:(g+1)*Og] = cols[r, g*K:(g+1)*K] @ wmat[g] (+ bias).
 
-The batch is processed in chunks of images so that `cols` stays under COLS_BYTES (batch 128 at
-32x32 with 9*64 columns would be 300 MB); backward recomputes cols chunk by chunk rather than
-keeping forward's (memory over a little time). A 1x1, stride-1, unpadded conv needs no im2col:
-the NHWC input is its own cols matrix.
+Backward is the same machinery run the other way, without col2im's scatter. Input pixel
+(n, ih, iw) received, through tap (i, j), output pixel oh = (ih + ph - i*dh) / sh (when that
+divides exactly and lands inside), so the input gradient is an im2col over the *output
+gradient* on the input's grid, "gcols" with K' = kh * kw * Og columns per group in the order
+(i, j, o), times the weight arranged as wtmat[g] (K', Cg):
+    grad_x[r', g*Cg:(g+1)*Cg] = gcols[r', g*K':(g+1)*K'] @ wtmat[g]
+(a strided forward conv reads every sh-th input row, so its gcols rows are mostly zeros; the
+formula is still exact). The same gcols chunk, still in cache, gives the weight gradient:
+    grad_wt[g] (Cg, K') += x_rows[r', g*Cg:(g+1)*Cg]^T @ gcols[r', g*K':(g+1)*K']
+since every (output pixel, tap) pair that read a real input pixel appears in exactly one gcols
+entry. So backward is one im2col and two GEMMs per chunk. When only the weight gradient is
+needed (the first layer, whose input is the images), the forward im2col of x is cheaper (K is
+9 * 3 there, K' 9 * 32): grad_wmat[g] += cols[:, gK:(g+1)K]^T @ grad_rows[:, gOg:(g+1)Og].
+
+One kernel does both im2cols: source row index = (output index * mul + offset + tap * step),
+kept when it divides by `div` (forward: mul = stride, offset = -pad, step = dilation, div = 1;
+gradient: mul = 1, offset = pad, step = -dilation, div = stride). Groups go to BLAS as one
+batched np.matmul (no Python loop over groups, which made depthwise convs slow).
+
+The batch is processed in chunks of images so that cols stays under COLS_BYTES (batch 128 at
+32x32 with 9*64 columns would be 300 MB); backward recomputes its cols rather than keeping
+forward's (memory over a little time). A 1x1, stride-1, unpadded conv needs no im2col either
+way: the NHWC input (or output gradient) is its own cols matrix.
 """
 import numpy as np
 from numba import njit, prange
 
 __all__ = ["conv2d", "conv2d_backward"]
 
-# Tunable: the most bytes of im2col rows alive at once. 8 MiB still gives each GEMM thousands of
-# rows (7 images of 32x32 with 9*32 float32 columns: 7168 rows), and chunks that stay in
-# cache between im2col, GEMM and col2im measured faster than bigger ones (tools/bench_conv.py
-# --cols-mb, batch 128, 32->32 channels at 32x32, forward + backward: 100 ms at 8 MiB, 140 ms
-# at 32 MiB; 4 MiB 120 ms, 16 MiB 108 ms).
-# Tests shrink it to cross chunk boundaries.
-COLS_BYTES = 8 << 20
+# Tunable: the most bytes of im2col rows alive at once. Measured with tools/bench_conv.py-style
+# timings interleaved with torch (batch 128, 3x3 padding 1, forward + backward, 2 threads on
+# a loaded 2-core machine, medians of 5), after backward became one im2col and two GEMMs per chunk: 32 MiB
+# beat 8 MiB on every demo shape (32->32 at 32x32: 120 vs 125-370 ms; 64->64 at 16x16: 97 vs
+# 127-277 ms) and 1-2 MiB were 2-4x slower (each chunk hands the cores from Numba's threads to
+# BLAS's and back). 64-160 MiB gained nothing. Tests shrink it to cross chunk boundaries.
+COLS_BYTES = 32 << 20
 
-# Both loops are compiled parallel only (prange over image rows): a serial twin would double
-# the cold compile cost, and a conv is never small enough for the ~3 us thread wake-up to show.
+# Compiled parallel only (prange over output rows): a serial twin would double the cold
+# compile cost, and a conv is never small enough for the ~3 us thread wake-up to show.
 _jit = njit(cache=True, parallel=True, error_model="numpy")
 
 
 @_jit
-def _im2col(x, cols, n0, n1, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, G):
-    # x (N, H, W, C) C-contiguous; cols (rows of images n0..n1-1, G*K) C-contiguous.
-    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+def _im2col(src, cols, n0, n1, OH, OW, kh, kw, mh, mw, offh, offw, dh, dw, divh, divw, G):
+    # src (N, H, W, C) C-contiguous; cols (rows of images n0..n1-1, G*K) C-contiguous, K =
+    # kh*kw*Cg. Output pixel (oh, ow), tap (i, j) reads source row v / div for
+    # v = oh*mh + offh + i*dh when div divides v and the row is inside (0 otherwise).
+    H, W, C = src.shape[1], src.shape[2], src.shape[3]
     Cg = C // G
     K = kh * kw * Cg
     for t in prange((n1 - n0) * OH):
@@ -52,49 +68,21 @@ def _im2col(x, cols, n0, n1, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, G):
         for ow in range(OW):
             row = cols[t * OW + ow]
             for i in range(kh):
-                ih = oh * sh - ph + i * dh
+                vh = oh * mh + offh + i * dh
+                ih = vh if divh == 1 else vh // divh  # an integer division costs ~25 cycles
+                ok_h = 0 <= ih < H and (divh == 1 or ih * divh == vh)
                 for j in range(kw):
-                    iw = ow * sw - pw + j * dw
-                    inside = 0 <= ih < H and 0 <= iw < W
+                    vw = ow * mw + offw + j * dw
+                    iw = vw if divw == 1 else vw // divw
+                    inside = ok_h and 0 <= iw < W and (divw == 1 or iw * divw == vw)
                     for g in range(G):
                         dst = row[g * K + (i * kw + j) * Cg:g * K + (i * kw + j + 1) * Cg]
-                        if inside:
-                            src = x[n, ih, iw, g * Cg:(g + 1) * Cg]
-                            for c in range(Cg):  # a contiguous run: vectorised copy
-                                dst[c] = src[c]
+                        if inside:  # a contiguous run: slices vectorise the copy (3x faster
+                            s = src[n, ih, iw, g * Cg:(g + 1) * Cg]  # than indexing at Cg=32)
+                            for c in range(Cg):
+                                dst[c] = s[c]
                         else:
                             dst[:] = 0
-
-
-@_jit
-def _col2im(gcols, gx, n0, n1, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, G):
-    # gx (N, H, W, C) C-contiguous, written whole for images n0..n1-1. One work item owns one
-    # input row (n, ih): it zeroes it, then adds in every grad_cols run that im2col copied
-    # out of that row, i.e. taps i with oh*sh - ph + i*dh == ih. Only the owner writes the row,
-    # so there are no races, and walking (oh, ow, j) forwards needs no divisions.
-    H, W, C = gx.shape[1], gx.shape[2], gx.shape[3]
-    Cg = C // G
-    K = kh * kw * Cg
-    for t in prange((n1 - n0) * H):
-        local, ih = t // H, t % H
-        image_row = gx[n0 + local, ih]  # (W, C)
-        image_row[:] = 0
-        for i in range(kh):
-            vh = ih + ph - i * dh  # = oh * sh for the output row oh that tap i reads ih from
-            if vh < 0 or vh % sh != 0 or vh // sh >= OH:
-                continue
-            first = (local * OH + vh // sh) * OW
-            for ow in range(OW):
-                row = gcols[first + ow]
-                for j in range(kw):
-                    iw = ow * sw - pw + j * dw
-                    if iw < 0 or iw >= W:
-                        continue
-                    for g in range(G):
-                        src = row[g * K + (i * kw + j) * Cg:g * K + (i * kw + j + 1) * Cg]
-                        dst = image_row[iw, g * Cg:(g + 1) * Cg]
-                        for c in range(Cg):
-                            dst[c] += src[c]
 
 
 def _nhwc(x):
@@ -104,16 +92,8 @@ def _nhwc(x):
     return t if t.flags.c_contiguous else np.ascontiguousarray(t)
 
 
-def _weight_matrix(w, G):
-    """(O, Cg, kh, kw) -> (G, K, Og) with rows in cols' (i, j, c) order; a small copy."""
-    O, Cg, kh, kw = w.shape
-    return np.ascontiguousarray(
-        w.reshape(G, O // G, Cg, kh, kw).transpose(0, 3, 4, 2, 1)).reshape(G, kh * kw * Cg,
-                                                                            O // G)
-
-
 def _direct(kh, kw, stride, padding):
-    """A 1x1, stride-1, unpadded conv: the NHWC input already is the cols matrix."""
+    """A 1x1, stride-1, unpadded conv: the NHWC input (or output gradient) is the cols matrix."""
     return kh == 1 and kw == 1 and stride == (1, 1) and padding == (0, 0)
 
 
@@ -123,12 +103,64 @@ def _chunks(N, row_bytes):
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
 
 
-def _gemm(a, b, out):
-    """out = a @ b through BLAS, straight into `out` when it is C-contiguous."""
-    if out.flags.c_contiguous:
-        np.dot(a, b, out=out)
+def _grouped(a, G):
+    """(R, G*k) rows as the (G, R, k) stack of per-group matrices (a view)."""
+    R = a.shape[0]
+    return a.reshape(R, G, a.shape[1] // G).transpose(1, 0, 2)
+
+
+def _gemm(a, b, out, G):
+    """out[:, group g] = a[:, group g] @ b[g] for a (R, G*k), b (G, k, m), out (R, G*m): one
+    BLAS call when G = 1, else one batched np.matmul (the loop over groups stays in C)."""
+    if G == 1:
+        np.dot(a, b[0], out=out)
     else:
-        out[...] = a @ b
+        np.matmul(_grouped(a, G), b, out=_grouped(out, G))
+
+
+def _weight_grad(pairs, G):
+    """sum over chunks of a[:, group g]^T @ b[:, group g], as (G, k, m), for (a (R, G*k),
+    b (R, G*m)) chunk pairs. OpenBLAS runs these long-K products several times faster with
+    the larger of k and m as the output's rows (measured 0.5 vs 7.8 GFLOP/s for 32 x 288 vs
+    288 x 32 over 7168 rows), so the smaller side goes second and the sum is transposed back
+    (a view) at the end."""
+    acc, swap = None, None
+    for a, b in pairs:
+        if swap is None:
+            swap = b.shape[1] > a.shape[1]
+        if swap:
+            a, b = b, a
+        if G == 1:
+            part = np.dot(a.T, b)[None]
+        else:
+            part = np.matmul(_grouped(a, G).transpose(0, 2, 1), _grouped(b, G))
+        if acc is None:
+            acc = part
+        else:
+            acc += part
+    return acc.transpose(0, 2, 1) if swap else acc
+
+
+def _conv_rows(src, wmat, out, n_images, OH, OW, kh, kw, geometry, direct, G):
+    """out (n_images*OH*OW, G*m) = the im2col of src (N, H, W, G*k'), with taps laid out per
+    `geometry` (mh, mw, offh, offw, dh, dw, divh, divw), times wmat (G, kh*kw*k', m), chunk
+    by chunk; yields (rows slice, cols chunk) after each chunk's GEMM for callers that reuse
+    the chunk."""
+    K = wmat.shape[1]
+    if direct:
+        cols = src.reshape(n_images * OH * OW, G * K)
+        _gemm(cols, wmat, out, G)
+        yield slice(0, n_images * OH * OW), cols
+        return
+    cols = None
+    for n0, n1 in _chunks(n_images, OH * OW * G * K * src.itemsize):
+        rows = slice(n0 * OH * OW, n1 * OH * OW)
+        count = rows.stop - rows.start
+        if cols is None or cols.shape[0] != count:
+            cols = np.empty((count, G * K), src.dtype)
+        _im2col(src, cols, n0, n1, OH, OW, kh, kw, *geometry, G)
+        _gemm(cols, wmat, out[rows], G)
+        yield rows, cols
 
 
 def conv2d(x, weight, bias, stride, padding, dilation, groups, out_size):
@@ -139,21 +171,15 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups, out_size):
     N = x.shape[0]
     O, Cg, kh, kw = weight.shape
     OH, OW = out_size
-    G, Og, K = groups, O // groups, kh * kw * Cg
-    xh, wmat = _nhwc(x), _weight_matrix(weight, G)
+    G = groups
+    # (O, Cg, kh, kw) -> (G, K, Og), rows in cols' (i, j, c) order: a small copy
+    wmat = np.ascontiguousarray(weight.reshape(G, O // G, Cg, kh, kw).transpose(0, 3, 4, 2, 1))
+    wmat = wmat.reshape(G, kh * kw * Cg, O // G)
     out = np.empty((N * OH * OW, O), np.result_type(x.dtype, weight.dtype))
-    direct = _direct(kh, kw, stride, padding)
-    cols = None
-    for n0, n1 in _chunks(N, OH * OW * G * K * x.itemsize):
-        rows = slice(n0 * OH * OW, n1 * OH * OW)
-        if direct:
-            cols = xh.reshape(N * OH * OW, G * K)[rows]
-        else:
-            if cols is None or cols.shape[0] != (n1 - n0) * OH * OW:
-                cols = np.empty(((n1 - n0) * OH * OW, G * K), x.dtype)
-            _im2col(xh, cols, n0, n1, OH, OW, kh, kw, *stride, *padding, *dilation, G)
-        for g in range(G):
-            _gemm(cols[:, g * K:(g + 1) * K], wmat[g], out[rows, g * Og:(g + 1) * Og])
+    geometry = (*stride, -padding[0], -padding[1], *dilation, 1, 1)
+    for _ in _conv_rows(_nhwc(x), wmat, out, N, OH, OW, kh, kw, geometry,
+                        _direct(kh, kw, stride, padding), G):
+        pass
     if bias is not None:
         out += bias  # in place, one pass, broadcast over rows
     return out.reshape(N, OH, OW, O).transpose(0, 3, 1, 2)
@@ -167,39 +193,50 @@ def conv2d_backward(grad, x, weight, stride, padding, dilation, groups, need_inp
     N, C, H, W = x.shape
     O, Cg, kh, kw = weight.shape
     OH, OW = grad.shape[2], grad.shape[3]
-    G, Og, K = groups, O // groups, kh * kw * Cg
-    dtype = grad.dtype
-    grows = _nhwc(grad).reshape(N * OH * OW, O)
+    G, Og = groups, O // groups
     direct = _direct(kh, kw, stride, padding)
+    gh = _nhwc(grad)
     xh = _nhwc(x) if need_weight else None
-    wmat = _weight_matrix(weight, G) if need_input else None
-    gx = np.empty((N, H, W, C), dtype) if need_input else None
-    gw = np.zeros((G, K, Og), dtype) if need_weight else None
-    cols = gcols = None
-    for n0, n1 in _chunks(N, OH * OW * G * K * x.itemsize):
-        rows = slice(n0 * OH * OW, n1 * OH * OW)
-        count = (n1 - n0) * OH * OW
-        if need_weight:
-            if direct:
-                cols = xh.reshape(N * OH * OW, G * K)[rows]
-            else:
-                if cols is None or cols.shape[0] != count:
-                    cols = np.empty((count, G * K), x.dtype)
-                _im2col(xh, cols, n0, n1, OH, OW, kh, kw, *stride, *padding, *dilation, G)
-            for g in range(G):
-                gw[g] += cols[:, g * K:(g + 1) * K].T @ grows[rows, g * Og:(g + 1) * Og]
-        if need_input:
-            if direct:  # grad_cols is the NHWC input gradient itself
-                gcols = gx.reshape(N * H * W, C)[rows]
-            elif gcols is None or gcols.shape[0] != count:
-                gcols = np.empty((count, G * K), dtype)
-            for g in range(G):
-                _gemm(grows[rows, g * Og:(g + 1) * Og], wmat[g].T, gcols[:, g * K:(g + 1) * K])
-            if not direct:
-                _col2im(gcols, gx, n0, n1, OH, OW, kh, kw, *stride, *padding, *dilation, G)
+    gx = gw = None
     if need_input:
-        gx = gx.transpose(0, 3, 1, 2)
-    if need_weight:  # (G, kh, kw, Cg, Og) -> (O, Cg, kh, kw)
+        # (O, Cg, kh, kw) -> (G, K', Cg), rows in gcols' (i, j, o) order: a small copy
+        wtmat = np.ascontiguousarray(weight.reshape(G, Og, Cg, kh, kw).transpose(0, 3, 4, 1, 2))
+        wtmat = wtmat.reshape(G, kh * kw * Og, Cg)
+        gx = np.empty((N * H * W, C), grad.dtype)
+        xrows = xh.reshape(N * H * W, C) if need_weight else None
+        geometry = (1, 1, padding[0], padding[1], -dilation[0], -dilation[1], *stride)
+        chunks = _conv_rows(gh, wtmat, gx, N, H, W, kh, kw, geometry, direct, G)
+        if need_weight:
+            gw = _weight_grad(((xrows[rows], gcols) for rows, gcols in chunks), G)
+        else:
+            for _ in chunks:
+                pass
+        gx = gx.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+        if need_weight:  # (G, Cg, kh, kw, Og) -> (O, Cg, kh, kw)
+            gw = np.ascontiguousarray(
+                gw.reshape(G, Cg, kh, kw, Og).transpose(0, 4, 1, 2, 3)).reshape(O, Cg, kh, kw)
+    elif need_weight:
+        grows = gh.reshape(N * OH * OW, O)
+        K = kh * kw * Cg
+        geometry = (*stride, -padding[0], -padding[1], *dilation, 1, 1)
+        if direct:
+            chunks = [(slice(0, N * OH * OW), xh.reshape(N * OH * OW, C))]
+        else:
+            chunks = _im2col_chunks(xh, N, OH, OW, kh, kw, geometry, G, K)
+        gw = _weight_grad(((cols, grows[rows]) for rows, cols in chunks), G)
+        # (G, kh, kw, Cg, Og) -> (O, Cg, kh, kw)
         gw = np.ascontiguousarray(
             gw.reshape(G, kh, kw, Cg, Og).transpose(0, 4, 3, 1, 2)).reshape(O, Cg, kh, kw)
     return gx, gw
+
+
+def _im2col_chunks(src, N, OH, OW, kh, kw, geometry, G, K):
+    """(rows slice, cols chunk) of the im2col of src, chunk by chunk (one buffer reused)."""
+    cols = None
+    for n0, n1 in _chunks(N, OH * OW * G * K * src.itemsize):
+        rows = slice(n0 * OH * OW, n1 * OH * OW)
+        count = rows.stop - rows.start
+        if cols is None or cols.shape[0] != count:
+            cols = np.empty((count, G * K), src.dtype)
+        _im2col(src, cols, n0, n1, OH, OW, kh, kw, *geometry, G)
+        yield rows, cols
