@@ -93,6 +93,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
     O, Cg, kh, kw = weight.shape
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{name}: expected a kernel of at least 1x1, got weight shape "
+                         f"{weight.shape}")
     C = input.shape[-3]
     if C != Cg * groups:
         raise ValueError(f"{name}: expected input with {Cg * groups} channels (weight "
