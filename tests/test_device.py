@@ -17,7 +17,7 @@ def test_cpu_and_cuda_agree_on_a_small_network():
                       for a in data]
         h = (x @ w + b).maximum(0.0)
         rows, cols = tl.arange(4, device=device), tl.Tensor([0, 1, 2, 3], device=device)
-        loss = ((h.log_softmax(1)[rows, cols] * t).sum() + h.max(0).sum()
+        loss = ((h.log_softmax(1)[rows, cols] * t).sum() + h.amax(0).sum()
                 + (h.std(1) / (h.var() + 1)).mean())
         loss.backward()
         results[device] = [loss.numpy()] + [p.grad.numpy() for p in (x, w, b, t)]
@@ -66,7 +66,7 @@ def test_cpu_and_cuda_agree_on_every_op_at_shapes_spanning_several_blocks():
         + (x - 1.0).relu() + (x - 1.2).abs() + x.clip(0.8, 1.5) * y,
         "binary": lambda x, y: x * y + x / y - x ** y + x.maximum(y + 0.01) - y.minimum(x),
         "reductions": lambda x, y: (x.softmax(1) + x.log_softmax(1)) * x.sum(1, keepdims=True)
-        + x.var(1, keepdims=True) * y + x.max(1, keepdims=True) + x.logsumexp(1, keepdims=True),
+        + x.var(1, keepdims=True) * y + x.amax(1, keepdims=True) + x.logsumexp(1, keepdims=True),
         "movement": lambda x, y: tl.cat([x.T.reshape(1, 300), x[:, ::2].pad(((0, 0), (0, 150)))],
                                         0)[1:, [3, 3, 7]].sum(0) * y[0, :3],
         "matmul": lambda x, y: (x @ x.T) @ x[:, :7] * y[:, :7],

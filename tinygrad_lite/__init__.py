@@ -9,6 +9,7 @@ from .determinism import are_deterministic_algorithms_enabled, use_deterministic
 from .device import Device, cuda_is_available, get_device
 from .dtype import bool_, float32, float64, int64
 from .gradcheck import GradcheckResult, gradcheck
+from .ops import DimError, DTypeError, LabelError, ShapeError
 from .random import manual_seed
 from . import threads
 from .threads import get_num_threads, set_num_threads

@@ -62,41 +62,46 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    _shape((n,) if m is None else (n, m), "eye")
     return _make(np.eye(n, m), dt.to_dtype(dtype) or dt.float32, device, requires_grad)
 
 
-def _random(draw, shape, dtype, device, requires_grad):
+def _random(op, draw, shape, dtype, device, requires_grad):
     dtype = dt.to_dtype(dtype) or dt.float32
     if not dt.is_float(dtype):
-        raise TypeError(f"random tensors must be float32 or float64, got {dtype}")
-    return _make(draw(random.generator(), _shape(shape, "random")), dtype, device,
-                 requires_grad)
+        raise TypeError(f"{op}: random tensors must be float32 or float64, got {dtype}")
+    return _make(draw(random.generator(), _shape(shape, op)), dtype, device, requires_grad)
 
 
 def rand(*shape, dtype=None, device=None, requires_grad=False):
     """Uniform on [0, 1)."""
-    return _random(lambda g, s: g.random(s), shape, dtype, device, requires_grad)
+    return _random("rand", lambda g, s: g.random(s), shape, dtype, device, requires_grad)
 
 
 def randn(*shape, dtype=None, device=None, requires_grad=False):
     """Standard normal."""
-    return _random(lambda g, s: g.standard_normal(s), shape, dtype, device, requires_grad)
+    return _random("randn", lambda g, s: g.standard_normal(s), shape, dtype, device,
+                   requires_grad)
 
 
 def uniform(*shape, low=0.0, high=1.0, dtype=None, device=None, requires_grad=False):
     if not low <= high:
         raise ValueError(f"uniform: expected low <= high, got low={low}, high={high}")
-    return _random(lambda g, s: g.uniform(low, high, s), shape, dtype, device, requires_grad)
+    return _random("uniform", lambda g, s: g.uniform(low, high, s), shape, dtype, device,
+                   requires_grad)
 
 
 def normal(*shape, mean=0.0, std=1.0, dtype=None, device=None, requires_grad=False):
     if std < 0:
         raise ValueError(f"normal: std must be non-negative, got {std}")
-    return _random(lambda g, s: g.normal(mean, std, s), shape, dtype, device, requires_grad)
+    return _random("normal", lambda g, s: g.normal(mean, std, s), shape, dtype, device,
+                   requires_grad)
 
 
 def randint(low, high, shape, device=None):
     shape = (shape,) if not isinstance(shape, (tuple, list)) else shape
+    if not low < high:
+        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
     return _make(random.generator().integers(low, high, _shape(shape, "randint")), dt.int64,
                  device, False)
 

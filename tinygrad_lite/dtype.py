@@ -98,10 +98,45 @@ def promote(a, b):
 
 
 def promote_scalar(tensor_dtype, scalar):
-    """A Python scalar adopts the tensor's dtype unless it is a float meeting an integer/bool
-    tensor (then float32), exactly as PyTorch does for `int_tensor * 0.5`."""
-    if isinstance(scalar, (bool, np.bool_)):
-        return tensor_dtype
-    if isinstance(scalar, (int, np.integer)):
-        return int64 if tensor_dtype == bool_ else tensor_dtype
-    return tensor_dtype if is_float(tensor_dtype) else float32
+    """A Python scalar adopts the tensor's dtype unless its category (bool < int < float) is
+    higher: an int meeting a bool tensor gives int64, a float meeting an integer/bool tensor the
+    default float32, exactly as PyTorch does for `int_tensor * 0.5`."""
+    return result_type(tensor_dtype, 2, scalar_dtype(scalar), 0)
+
+
+# PyTorch's categories: bool < integer < floating
+_CATEGORY = {bool_: 0, int64: 1, float32: 2, float64: 2}
+DIMMED, ZERO_DIM, SCALAR = 2, 1, 0  # the three groups of operands in PyTorch's promotion
+
+
+def scalar_dtype(value):
+    """The dtype a Python (or NumPy) scalar stands for in promotion: bool, int64, or the default
+    float32 (a Python float is 'a float', not a float64)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool_
+    if isinstance(value, (int, np.integer)):
+        return int64
+    return float32
+
+
+def _combine(higher, lower):
+    """PyTorch's combine_categories: the higher-priority group's dtype wins unless the lower
+    group is of a higher category (bool < int < float); then the two are promoted."""
+    if higher is None:
+        return lower
+    if lower is None or _CATEGORY[higher] >= _CATEGORY[lower]:
+        return higher
+    return promote(higher, lower)
+
+
+def result_type(a, a_group, b, b_group):
+    """The result dtype of a binary op as PyTorch computes it. Each operand is a dtype and its
+    group: DIMMED (a tensor with dims), ZERO_DIM (a 0-d tensor) or SCALAR (a Python number,
+    given as scalar_dtype's dtype). A group takes part only through its category: a 0-d
+    float64 tensor times a float32 tensor is float32, an int64 tensor times a 0-d float64 tensor
+    float64, an int64 tensor times 0.5 float32."""
+    if a == b or a_group == b_group:
+        return promote(a, b)
+    if a_group < b_group:
+        a, a_group, b, b_group = b, b_group, a, a_group
+    return _combine(a, b)

@@ -328,6 +328,8 @@ class Tensor:
         R.Max, "max", self, axis, keepdims))
     min = torch_names(lambda self, axis=None, keepdims=False: R.extreme(
         R.Min, "min", self, axis, keepdims))
+    amax = torch_names(R.amax)
+    amin = torch_names(R.amin)
     argmax = torch_names(lambda self, axis=None, keepdims=False: R.argreduce(
         S.MAX, "argmax", self, axis, keepdims))
     argmin = torch_names(lambda self, axis=None, keepdims=False: R.argreduce(

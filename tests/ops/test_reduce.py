@@ -23,8 +23,8 @@ REDUCTIONS = {
     "mean": (lambda x, a, k: x.mean(a, k), lambda x, a, k: np.mean(x, a, keepdims=k)),
     "var": (lambda x, a, k: x.var(a, k), lambda x, a, k: np.var(x, a, keepdims=k, ddof=1)),
     "std": (lambda x, a, k: x.std(a, k), lambda x, a, k: np.std(x, a, keepdims=k, ddof=1)),
-    "max": (lambda x, a, k: x.max(a, k), lambda x, a, k: np.max(x, a, keepdims=k)),
-    "min": (lambda x, a, k: x.min(a, k), lambda x, a, k: np.min(x, a, keepdims=k)),
+    "amax": (lambda x, a, k: x.amax(a, k), lambda x, a, k: np.max(x, a, keepdims=k)),
+    "amin": (lambda x, a, k: x.amin(a, k), lambda x, a, k: np.min(x, a, keepdims=k)),
     "logsumexp": (lambda x, a, k: x.logsumexp(a, k),
                   lambda x, a, k: np.log(np.sum(np.exp(x), a, keepdims=k))),
 }
@@ -36,8 +36,8 @@ REDUCTIONS = {
 def test_reduction_forward_and_gradient(device, name, data):
     fn, reference = REDUCTIONS[name]
     shape = data.draw(shapes(device))
-    # max/min: distinct values (a tie has no derivative); var/std: more than one element
-    x = data.draw(separated(shape) if name in ("max", "min") else values(shape))
+    # amax/amin: distinct values (a tie has no derivative); var/std: more than one element
+    x = data.draw(separated(shape) if name in ("amax", "amin") else values(shape))
     axis, keepdims = axis_for(data, len(shape)), data.draw(st.booleans())
     if name in ("var", "std"):
         counted = np.prod([shape[a] for a in np.atleast_1d(range(len(shape)) if axis is None
@@ -76,9 +76,9 @@ def test_softmax_is_stable_for_huge_logits(device):
 
 
 @device_param
-def test_max_ties_share_the_gradient_evenly(device):
+def test_amax_ties_share_the_gradient_evenly(device):
     x = tl.Tensor([[3.0, 1.0, 3.0], [2.0, 2.0, 2.0]], device=device, requires_grad=True)
-    x.max(axis=1).sum().backward()
+    x.amax(axis=1).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [[0.5, 0, 0.5], [1 / 3, 1 / 3, 1 / 3]])
 
 
@@ -129,8 +129,9 @@ def test_integer_reductions_are_exact(device):
     big = tl.tensor([2 ** 53, 1], device=device)
     assert big.sum().item() == 2 ** 53 + 1 and big.sum().dtype == tl.int64
     x = tl.tensor([[2 ** 62, 2 ** 62 + 1], [-(2 ** 62), 5]], device=device)
-    np.testing.assert_array_equal(x.max(axis=1).numpy(), [2 ** 62 + 1, 5])
-    np.testing.assert_array_equal(x.min(axis=0).numpy(), [-(2 ** 62), 5])
+    np.testing.assert_array_equal(x.max(axis=1).values.numpy(), [2 ** 62 + 1, 5])
+    np.testing.assert_array_equal(x.min(axis=0).values.numpy(), [-(2 ** 62), 5])
+    np.testing.assert_array_equal(x.amax(axis=(0, 1)).numpy(), 2 ** 62 + 1)
     assert tl.tensor([True, True, False], device=device).sum().item() == 2
 
 
@@ -156,7 +157,8 @@ def test_axis_errors_name_the_op():
 def test_torch_names_dim_and_keepdim():
     x = tl.tensor([[1.0, 5.0], [3.0, 2.0]])
     assert x.sum(dim=1, keepdim=True).shape == (2, 1)
-    np.testing.assert_array_equal(x.max(dim=0).numpy(), [3, 5])
+    np.testing.assert_array_equal(x.max(dim=0)[0].numpy(), [3, 5])
+    np.testing.assert_array_equal(x.amin(dim=0, keepdim=True).numpy(), [[1, 2]])
     np.testing.assert_array_equal(x.argmax(dim=1, keepdim=True).numpy(), [[1], [0]])
     assert x.mean(dim=(0, 1)).item() == 2.75 and x.softmax(dim=0).shape == (2, 2)
     assert tl.cat([x, x], dim=1).shape == (2, 4) and tl.stack([x, x], dim=2).shape == (2, 2, 2)
@@ -169,7 +171,7 @@ def test_reductions_on_nhwc_views():
     rng = np.random.default_rng(3)
     nhwc = rng.standard_normal((2, 3, 4, 3))
     for axes in [(0, 2, 3), (1,), (2, 3), None]:
-        f = lambda t: (lambda v: v.var(axes) + v.max(axes) * 0.5 + v.logsumexp(axes))(  # noqa
+        f = lambda t: (lambda v: v.var(axes) + v.amax(axes) * 0.5 + v.logsumexp(axes))(  # noqa
             t.permute(0, 3, 1, 2))
         ref = nhwc.transpose(0, 3, 1, 2)
         want = ref.var(axes, ddof=1) + ref.max(axes) * 0.5 + np.log(np.exp(ref).sum(axes))
@@ -193,7 +195,7 @@ def test_float32_reductions_past_the_thresholds():
         for got, want in zip(results[tl.float32], results[tl.float64]):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
         np.testing.assert_array_equal(
-            tl.tensor(nhwc, dtype=tl.float64).permute(0, 3, 1, 2).max(axes).numpy(),
+            tl.tensor(nhwc, dtype=tl.float64).permute(0, 3, 1, 2).amax(axes).numpy(),
             ref.max(axes))
 
 

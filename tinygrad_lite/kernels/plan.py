@@ -64,28 +64,6 @@ def broadcast_plan(out_shape, in_shapes):
     return dims, tuple(strides)
 
 
-def normalize_axes(op, axis, ndim):
-    """axis given as None, an int or a tuple -> sorted tuple of non-negative axes."""
-    if axis is None:
-        return tuple(range(ndim))
-    if isinstance(axis, (int, np.integer)):
-        axes = (axis,)
-    elif isinstance(axis, (tuple, list)):
-        axes = tuple(axis)
-    else:
-        raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
-    out = []
-    for a in axes:
-        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
-        if not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(int(a) % max(ndim, 1))
-    if len(set(out)) != len(out):
-        raise ValueError(f"{op}: axis {axis!r} repeats a dimension")
-    return tuple(sorted(out)) if ndim else ()
-
-
 @lru_cache(maxsize=4096)
 def reduce_plan(shape, axes):
     """Split a reduction over `axes` into passes, each over a (A, K, B) view of a C-contiguous

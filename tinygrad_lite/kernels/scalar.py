@@ -144,7 +144,7 @@ def binary_core(op, x, y, p):
         return x / (y + y)
     if op == STD_GRAD:  # y = std output; 0 where std is 0, as PyTorch: a constant row gives 0
         return x / (y + y) if y != 0 else 0.0 * x
-    if op == RELU_GRAD:  # y = relu input; the gradient at 0 is 0
+    if op == RELU_GRAD:  # y = relu output (ReLU saves it, as PyTorch does); the gradient at 0 is 0
         return x if y > 0 else 0.0 * x
     if op == SIGMOID_GRAD:  # y = sigmoid output
         return x * y * (1.0 - y)

@@ -1,6 +1,7 @@
 """tinygrad_lite.nn.functional (imported as F): layer math as functions, PyTorch's names and
 argument order. Modules in nn/ hold parameters and call these."""
 from ..ops import elementwise as E
+from ..ops import movement as V
 from ..ops.conv import *  # noqa: F401,F403  (each op module lists its functions in __all__)
 from ..ops.norm import *  # noqa: F401,F403
 from ..ops.pool import *  # noqa: F401,F403
@@ -38,3 +39,10 @@ def softmax(x, dim=-1):
 
 def log_softmax(x, dim=-1):
     return x.log_softmax(dim)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """torch.nn.functional.pad: `pad` is flat, last dim first: (left, right) pads the last dim,
+    (left, right, top, bottom) the last two. Modes constant (value, default 0; negative widths
+    crop), reflect, replicate and circular. Tensor.pad takes NumPy's pairs per dim instead."""
+    return V.torch_pad(input, pad, mode, value)

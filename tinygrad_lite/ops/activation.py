@@ -10,6 +10,7 @@ from .. import dtype as dt
 from .. import ops
 from ..kernels import scalar as S
 from . import elementwise as E
+from . import reduce as R
 
 # y = OP(x; param) with dx = GRAD(g, x; param): every one reads its input, not its output
 Elu = E._unary("Elu", S.ELU, S.ELU_GRAD, False)              # param = alpha
@@ -22,7 +23,7 @@ Swish = E._unary("Swish", S.SWISH, S.SWISH_GRAD, False)      # param = beta
 class PRelu(E.Binary):
     """where(x > 0, x, a * x) with a slope tensor `a` that broadcasts against x; the slope's
     gradient is summed over the dimensions it was broadcast along (Binary.backward)."""
-    OP = S.PRELU
+    OP, READS = S.PRELU, ((0, 1), (0,))  # d/dx reads x and the slope, d/dslope only x
 
     def grad_a(self, g):  # g where x > 0, else g * a (the slope at 0, as in PyTorch)
         slope = self.k.elementwise(S.PRELU_SLOPE, (self.a, self.b), g.dtype)
@@ -99,7 +100,7 @@ def prelu(x, weight):
 def maxout(x, pieces):
     """Max over groups of `pieces` consecutive elements of the last dim: x of shape
     (..., out * pieces) gives (..., out), out[..., j] = max(x[..., j*pieces:(j+1)*pieces]).
-    At a tie the gradient is shared evenly between the tied elements (as max does)."""
+    At a tie the gradient is shared evenly between the tied elements (as amax does)."""
     _check("maxout", x)
     if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1:
         raise ValueError(f"maxout: pieces must be a positive int, got {pieces!r}")
@@ -108,4 +109,4 @@ def maxout(x, pieces):
                          f"({pieces}), got shape {x.shape}")
     if not dt.is_float(x.dtype):
         x = E.cast(x, dt.float32)
-    return x.reshape(tuple(x.shape[:-1]) + (x.shape[-1] // pieces, pieces)).max(axis=-1)
+    return R.amax(x.reshape(tuple(x.shape[:-1]) + (x.shape[-1] // pieces, pieces)), -1)

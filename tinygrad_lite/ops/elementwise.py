@@ -10,7 +10,6 @@ from .. import dtype as dt
 from .. import ops
 from ..autograd import Function
 from ..kernels import scalar as S
-from ..kernels.plan import broadcast_shape
 
 
 def sum_to_shape(k, grad, shape):
@@ -44,7 +43,9 @@ def _unary(name, op, grad, reads_output):
 Exp = _unary("Exp", S.EXP, S.MUL, True)                 # g * y
 Log = _unary("Log", S.LOG, S.DIV, False)                # g / x
 Sqrt = _unary("Sqrt", S.SQRT, S.SQRT_GRAD, True)        # g / 2y
-Relu = _unary("Relu", S.RELU, S.RELU_GRAD, False)       # g where x > 0 (0 at 0)
+# g where y > 0 (0 at 0): y > 0 exactly where x > 0, so, as PyTorch, relu keeps its output, and
+# writing its input in place afterwards is fine
+Relu = _unary("Relu", S.RELU, S.RELU_GRAD, True)
 Sigmoid = _unary("Sigmoid", S.SIGMOID, S.SIGMOID_GRAD, True)
 Tanh = _unary("Tanh", S.TANH, S.TANH_GRAD, True)
 LeakyRelu = _unary("LeakyRelu", S.LEAKY_RELU, S.LEAKY_RELU_GRAD, False)
@@ -53,6 +54,9 @@ StdFromVar = _unary("StdFromVar", S.SQRT, S.STD_GRAD, True)  # sqrt whose gradie
 
 class Neg(Function):
     def forward(self, x):
+        if x.dtype == dt.bool_:  # PyTorch refuses too: -True is not a bool
+            raise ops.DTypeError("neg: negation, the `-` operator, on a bool tensor is not "
+                                 "supported; use `~x` or logical_not for a bool tensor")
         return self.k.elementwise(S.NEG, (x,), x.dtype)
 
     def backward(self, g):
@@ -84,21 +88,35 @@ class Copy(Function):
 
 class Binary(Function):
     """Broadcasting binary op; subclasses give OP and the partial-derivative products, which
-    run only for the inputs that need a gradient."""
+    run only for the inputs that need a gradient.
+
+    READS names the inputs each partial reads (grad_a's, grad_b's), OUTPUT_FOR_B whether
+    grad_b reads the output. Forward keeps, and lists in SAVES for the in-place check, only
+    what the partials that will run read: `d * 2` keeps the 2, not d, so `d += 1` afterwards
+    is fine (as in PyTorch), and no array backward will not read stays alive."""
     OP = None
-    SAVES = (0, 1)
+    READS = ((0, 1), (0, 1))
+    OUTPUT_FOR_B = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        reads_a, reads_b = cls.READS  # the SAVES for each (need_a, need_b), worked out once
+        cls.PLAN = {(na, nb): tuple(sorted(set((reads_a if na else ()) + (
+            reads_b if nb else ())))) for na in (False, True) for nb in (False, True)}
 
     def forward(self, a, b):
         self.shapes = (a.shape, b.shape)
-        if self.SAVES:
-            self.a, self.b = a, b
+        need_b = self.needs_input_grad[1]
+        self.SAVES = saves = self.PLAN[self.needs_input_grad]
+        self.a = a if 0 in saves else None
+        self.b = b if 1 in saves else None
         try:
             out = self.k.elementwise(self.OP, (a, b), a.dtype)
         except ValueError:  # say which op and which shapes
-            broadcast_shape(type(self).__name__.lower(), a.shape, b.shape)
+            ops.broadcast_shape(type(self).__name__.lower(), a.shape, b.shape)
             raise
-        if self.SAVES_OUTPUT:
-            self.out = out
+        if self.OUTPUT_FOR_B and need_b:
+            self.SAVES_OUTPUT, self.out = True, out
         return out
 
     def backward(self, g):
@@ -108,7 +126,7 @@ class Binary(Function):
 
 
 class Add(Binary):
-    OP, SAVES = S.ADD, ()
+    OP, READS = S.ADD, ((), ())
 
     def grad_a(self, g):
         return g
@@ -124,7 +142,7 @@ class Sub(Add):
 
 
 class Mul(Binary):
-    OP = S.MUL
+    OP, READS = S.MUL, ((1,), (0,))
 
     def grad_a(self, g):
         return self.k.elementwise(S.MUL, (g, self.b), g.dtype)
@@ -134,7 +152,7 @@ class Mul(Binary):
 
 
 class Div(Binary):
-    OP = S.DIV
+    OP, READS = S.DIV, ((1,), (0, 1))
 
     def grad_a(self, g):
         return self.k.elementwise(S.DIV, (g, self.b), g.dtype)
@@ -144,7 +162,7 @@ class Div(Binary):
 
 
 class Pow(Binary):
-    OP, SAVES_OUTPUT = S.POW, True
+    OP, OUTPUT_FOR_B = S.POW, True
 
     def grad_a(self, g):
         return self.k.elementwise(S.POW_GRAD_BASE, (g, self.a, self.b), g.dtype)
@@ -183,7 +201,8 @@ class Where(Function):
     SAVES = (0,)
 
     def forward(self, cond, a, b):
-        self.shapes = broadcast_shape("where", cond.shape, a.shape, b.shape), a.shape, b.shape
+        self.shapes = (ops.broadcast_shape("where", cond.shape, a.shape, b.shape), a.shape,
+                       b.shape)
         self.cond = cond
         return self.k.elementwise(S.WHERE, (cond, a, b), a.dtype)
 
@@ -198,9 +217,10 @@ class Where(Function):
                 if need_b else None)
 
 
-FLOAT_ONLY = (Div, Pow, Exp, Log, Sqrt, Relu, Sigmoid, Tanh, LeakyRelu)  # ints become float32
+FLOAT_ONLY = (Div, Exp, Log, Sqrt, Relu, Sigmoid, Tanh, LeakyRelu)  # ints become float32
 COMPARISONS = {"eq": S.EQ, "ne": S.NE, "lt": S.LT, "le": S.LE, "gt": S.GT, "ge": S.GE}
 _NUMBERS = (bool, int, float, np.number, np.bool_)
+_SCALAR, _ZERO_DIM, _DIMMED = dt.SCALAR, dt.ZERO_DIM, dt.DIMMED
 
 
 # ----- the Tensor-level entry points: operands, dtype promotion, casts -----
@@ -221,6 +241,14 @@ def operand(ref, other, op):
                     f"{type(other).__name__}")
 
 
+def _group(x):
+    """x's group in PyTorch's promotion: a tensor with dims, a 0-d tensor, or a Python number
+    (which counts only by its category: bool, int or float)."""
+    if isinstance(x, ops.Tensor):
+        return x.dtype, (_DIMMED if x.array.ndim else _ZERO_DIM)
+    return dt.scalar_dtype(x), _SCALAR
+
+
 def cast(x, dtype):
     """x as `dtype`: differentiable between floats, a plain copy otherwise."""
     dtype = dt.to_dtype(dtype)
@@ -231,18 +259,52 @@ def cast(x, dtype):
     return x._wrap(x.device.backend.elementwise(S.COPY, (x.array,), dtype), x.device, False)
 
 
+def _as_tensor(ref, value, dtype, op):
+    """A Tensor operand cast to `dtype`, or a Python number made a 0-d tensor of it."""
+    if isinstance(value, ops.Tensor):
+        return cast(value, dtype)
+    return ref._wrap(ref.device.backend.full((), value, dtype), ref.device, False)
+
+
 def binary(fn, a, b, reverse=False):
-    """fn applied to tensor `a` and anything `b`, both promoted to their common dtype."""
-    b = operand(a, b, fn.__name__.lower())
-    if reverse:
-        a, b = b, a
+    """fn applied to tensor `a` and anything `b` (`b` first when reverse), both converted to
+    the result dtype PyTorch gives: a 0-d tensor or a Python number takes part only by its
+    category (bool < int < float), so `float32_tensor * float64_scalar_tensor` stays float32."""
+    if not isinstance(b, (ops.Tensor,) + _NUMBERS):
+        b = operand(a, b, fn.__name__.lower())  # lists, arrays; TypeError for anything else
+    elif isinstance(b, ops.Tensor) and b.device != a.device:
+        operand(a, b, fn.__name__.lower())  # raises, naming both devices
+    b_dtype, b_group = _group(b)
     dtype = a.dtype
-    if b.dtype != dtype or (fn in FLOAT_ONLY and not dt.is_float(dtype)):
-        dtype = dt.promote(a.dtype, b.dtype)
-        if fn in FLOAT_ONLY and not dt.is_float(dtype):
-            dtype = dt.float32
-        a, b = cast(a, dtype), cast(b, dtype)
-    return fn.apply(a, b)
+    if b_dtype != dtype:
+        dtype = dt.result_type(dtype, _DIMMED if a.array.ndim else _ZERO_DIM, b_dtype, b_group)
+    if fn is Sub and (a.dtype == dt.bool_ or b_dtype == dt.bool_):
+        raise ops.DTypeError(
+            "sub: subtraction, the `-` operator, with a bool operand is not supported (got "
+            f"{_describe(b if reverse else a)} - {_describe(a if reverse else b)}), as in "
+            "PyTorch; convert the bool tensor with .long() or .float() first")
+    if dtype not in dt.FLOATS:
+        dtype = _integer_result(fn, a, b, reverse, dtype)
+    if reverse:
+        return fn.apply(_as_tensor(a, b, dtype, fn), cast(a, dtype))
+    return fn.apply(cast(a, dtype), _as_tensor(a, b, dtype, fn))
+
+
+def _describe(x):
+    return f"a {x.dtype} tensor" if isinstance(x, ops.Tensor) else repr(x)
+
+
+def _integer_result(fn, a, b, reverse, dtype):
+    """The result dtype when the operands promote to int64 or bool, with PyTorch's refusals."""
+    if fn is Pow:
+        exponent = a if reverse else b
+        if dtype == dt.bool_ and isinstance(exponent, ops.Tensor):  # PyTorch allows x ** True
+            raise ops.DTypeError("pow: not implemented for two bool tensors; convert one "
+                                 "with .long() or .float() first")
+        if not isinstance(exponent, ops.Tensor) and exponent < 0:
+            raise ops.DTypeError(f"pow: integers to negative integer powers are not allowed "
+                                 f"(got exponent {exponent}); use a float base or exponent")
+    return dt.float32 if fn in FLOAT_ONLY else dtype
 
 
 def unary(fn, x, param=0.0):
@@ -254,28 +316,44 @@ def unary(fn, x, param=0.0):
 
 
 def compare(name, a, b):
-    """Comparisons give bool tensors and no gradient."""
-    b = operand(a, b, name)
-    dtype = dt.promote(a.dtype, b.dtype)
-    a, b = cast(a, dtype), cast(b, dtype)
-    broadcast_shape(name, a.shape, b.shape)
+    """Comparisons give bool tensors and no gradient; the operands meet in PyTorch's result
+    dtype (`int_tensor < 1.5` compares as floats)."""
+    b = operand(a, b, name) if not isinstance(b, _NUMBERS) else b
+    dtype = dt.result_type(a.dtype, _DIMMED if a.ndim else _ZERO_DIM, *_group(b))
+    a, b = cast(a, dtype), _as_tensor(a, b, dtype, name)
+    ops.broadcast_shape(name, a.shape, b.shape)
     out = a.device.backend.elementwise(COMPARISONS[name], (a.array, b.array), dt.bool_)
     return a._wrap(out, a.device, False)
 
 
+_INT_LIMITS = (int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max))
+
+
 def clip(x, low=None, high=None):
+    """clamp(min, max), dtype as PyTorch gives it: an int tensor with int bounds stays int64,
+    a float bound makes the result float32 (of a float tensor, its own dtype)."""
     if low is None and high is None:
         raise ValueError("clip: at least one of min and max must be given")
-    if not dt.is_float(x.dtype):
-        raise TypeError(f"clip: expected a float tensor, got {x.dtype}")
+    dtype, group = x.dtype, (_DIMMED if x.ndim else _ZERO_DIM)
+    for v in (low, high):
+        if v is None:
+            continue
+        if not isinstance(v, _NUMBERS):
+            raise TypeError(f"clip: min and max must be numbers or None, got "
+                            f"{type(v).__name__}")
+        dtype = dt.result_type(dtype, group, dt.scalar_dtype(v), _SCALAR)
+    x = cast(x, dtype)
     k = x.device.backend
-    bounds = [k.full((), default if v is None else v, x.dtype)
-              for v, default in ((low, -np.inf), (high, np.inf))]
+    lowest, highest = (-np.inf, np.inf) if dt.is_float(dtype) else (
+        _INT_LIMITS if dtype == dt.int64 else (False, True))
+    bounds = [k.full((), default if v is None else v, dtype)
+              for v, default in ((low, lowest), (high, highest))]
     return Clip.apply(x, low=bounds[0], high=bounds[1])
 
 
 def where(condition, x, y):
-    """x where condition is true, else y; broadcasts all three. Gradients flow to x and y."""
+    """x where condition is true, else y; broadcasts all three. Gradients flow to x and y.
+    x and y meet in PyTorch's result dtype (Python numbers count only by category)."""
     ref = next((t for t in (x, y, condition) if isinstance(t, ops.Tensor)), None)
     if ref is None:
         raise TypeError("where: expected at least one Tensor argument")
@@ -283,6 +361,12 @@ def where(condition, x, y):
         condition, device=ref.device)
     if cond.dtype != dt.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
-    x, y = operand(ref, x, "where"), operand(ref, y, "where")
-    dtype = dt.promote(x.dtype, y.dtype)
-    return Where.apply(cond, cast(x, dtype), cast(y, dtype))
+    x = x if isinstance(x, _NUMBERS) else operand(ref, x, "where")
+    y = y if isinstance(y, _NUMBERS) else operand(ref, y, "where")
+    (dx, gx), (dy, gy) = _group(x), _group(y)
+    if gx == _SCALAR and gy == _SCALAR:  # two numbers: the condition's device, default dtypes
+        dtype = dt.promote(dx, dy)
+    else:
+        dtype = dt.result_type(dx, gx, dy, gy)
+    return Where.apply(cond, _as_tensor(cond, x, dtype, "where"),
+                       _as_tensor(cond, y, dtype, "where"))

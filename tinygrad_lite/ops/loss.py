@@ -118,7 +118,8 @@ class CrossEntropy(_TargetLoss):
         self.q_total = None
         q, denom = self._build_q(x.dtype, x.shape, target, weight, ignore_index,
                                  label_smoothing, probs, reduction == "mean")
-        self.q, self.weight = q, weight
+        # keep only what backward reads: q for d/dx, the weight and logp for d/dtarget
+        self.q, self.weight = (q if self.needs_input_grad[0] else None), weight
         if self.needs_input_grad[0]:
             self.p = k.elementwise(S.DIV, (e, s), x.dtype)
             if self.q_total is None:
@@ -203,7 +204,7 @@ def _check_labels(name, target, C, ignore_index):
         bad &= labels != ignore_index
     if bad.any():
         label = int(labels[bad].reshape(-1)[0])
-        raise IndexError(f"{name}: target label {label} is out of range for {C} classes "
+        raise ops.LabelError(f"{name}: target label {label} is out of range for {C} classes "
                          f"(expected 0 <= label < {C}"
                          + ("" if ignore_index is None else f", or ignore_index={ignore_index}")
                          + ")")
@@ -216,8 +217,9 @@ def _labels(name, x, target, ignore_index):
     _same_device(name, x, target, "target")
     expected = (x.shape[0],) + x.shape[2:]
     if target.dtype != dt.int64:
-        raise TypeError(f"{name}: expected target to hold int64 class indices, got a "
-                        f"{target.dtype} tensor of shape {target.shape}")
+        raise ops.DTypeError(f"{name}: expected target to hold int64 class indices of shape "
+                             f"{expected}, got a {target.dtype} tensor of shape "
+                             f"{target.shape}; convert labels with target.long()")
     if target.shape != expected:
         raise ValueError(f"{name}: target has shape {target.shape}, expected {expected} for "
                          f"input of shape {x.shape}")
@@ -273,6 +275,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         t = target.reshape(x.shape) if unbatched and target.shape == input.shape else target
         if t.shape != x.shape:
             labels = () if unbatched else input.shape[:1] + input.shape[2:]
+            if target.shape == labels:  # float labels: the dtype, not the shape, is wrong
+                raise ops.DTypeError(
+                    f"{name}: target of shape {target.shape} holds {target.dtype} values: "
+                    f"expected int64 class indices of shape {labels} (convert with "
+                    f"target.long()) or float class probabilities of shape {input.shape}")
             raise ValueError(f"{name}: target has shape {target.shape}, expected "
                              f"{input.shape} (class probabilities) or {labels} (int64 class "
                              f"indices) for input of shape {input.shape}")

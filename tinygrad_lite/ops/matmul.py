@@ -4,6 +4,7 @@ import numpy as np
 from .. import dtype as dt
 
 from ..autograd import Function
+from . import ShapeError
 from .elementwise import sum_to_shape
 
 
@@ -12,26 +13,28 @@ def _swap_last(k, x):
 
 
 def matmul_shape(a_shape, b_shape):
-    """Output shape of (..., M, K) @ (..., K, N), or a ValueError naming both shapes."""
+    """Output shape of (..., M, K) @ (..., K, N), or a ShapeError naming both shapes."""
     if len(a_shape) < 2 or len(b_shape) < 2 or a_shape[-1] != b_shape[-2]:
-        raise ValueError(f"matmul: shapes {tuple(a_shape)} and {tuple(b_shape)} are not aligned "
+        raise ShapeError(f"matmul: shapes {tuple(a_shape)} and {tuple(b_shape)} are not aligned "
                          f"(expected (..., M, K) @ (..., K, N))")
     try:
         batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
     except ValueError:
-        raise ValueError(f"matmul: batch dimensions of {tuple(a_shape)} and {tuple(b_shape)} "
+        raise ShapeError(f"matmul: batch dimensions of {tuple(a_shape)} and {tuple(b_shape)} "
                          "cannot be broadcast together") from None
     return tuple(batch) + (a_shape[-2], b_shape[-1])
 
 
 class MatMul(Function):
     """a (..., M, K) @ b (..., K, N) with batch dims broadcast; `matmul` below turns 1-D
-    operands into matrices around it, as PyTorch does."""
-    SAVES = (0, 1)
+    operands into matrices around it, as PyTorch does. The gradient of a reads b and that of b
+    reads a, so each is kept (and version-checked) only when the other needs a gradient."""
 
     def forward(self, a, b):
-        k = self.k
-        self.a, self.b = a, b
+        k, (need_a, need_b) = self.k, self.needs_input_grad
+        self.a_shape, self.b_shape = a.shape, b.shape
+        self.a, self.b = (a if need_b else None), (b if need_a else None)
+        self.SAVES = ((1,) if need_a else ()) + ((0,) if need_b else ())
         batch = matmul_shape(a.shape, b.shape)[:-2]
         return k.matmul(k.expand(a, batch + a.shape[-2:]), k.expand(b, batch + b.shape[-2:]))
 
@@ -41,10 +44,10 @@ class MatMul(Function):
         ga = gb = None
         if need_a:
             ga = sum_to_shape(k, k.matmul(g, k.expand(
-                _swap_last(k, b), batch + (b.shape[-1], b.shape[-2]))), a.shape)
+                _swap_last(k, b), batch + (b.shape[-1], b.shape[-2]))), self.a_shape)
         if need_b:
             gb = sum_to_shape(k, k.matmul(k.expand(
-                _swap_last(k, a), batch + (a.shape[-1], a.shape[-2])), g), b.shape)
+                _swap_last(k, a), batch + (a.shape[-1], a.shape[-2])), g), self.b_shape)
         return ga, gb
 
 
@@ -54,17 +57,17 @@ def matmul(a, b):
     from . import elementwise as E
     b = E.operand(a, b, "matmul")
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
+        raise ShapeError(f"matmul: both operands need at least 1 dimension, got shapes "
                          f"{a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
                          f"{a.shape[-1]} (last dim of the first) != "
                          f"{b.shape[-2 if b.ndim > 1 else 0]} "
                          f"({'second-to-last' if b.ndim > 1 else 'only'} dim of the second)")
     try:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
-        raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be "
+        raise ShapeError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be "
                          "broadcast together") from None
     dtype = dt.promote(a.dtype, b.dtype)
     a2 = E.cast(a, dtype) if a.ndim > 1 else E.cast(a, dtype).reshape(1, -1)

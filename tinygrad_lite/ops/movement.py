@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import ops
 from ..autograd import Function, is_grad_enabled, record
-from ..kernels.plan import broadcast_shape, normalize_axes
+from . import ShapeError, broadcast_shape, normalize_axes
 from .elementwise import sum_to_shape
 
 
@@ -25,14 +25,14 @@ def resolve_shape(op, shape, size):
     """Fill in one -1 and check that the element count is unchanged."""
     shape = check_sizes(op, shape)
     if shape.count(-1) > 1 or any(s < -1 for s in shape):
-        raise ValueError(f"{op}: invalid shape {shape}: at most one -1 and no other negatives")
+        raise ShapeError(f"{op}: invalid shape {shape}: at most one -1 and no other negatives")
     known = prod(s for s in shape if s != -1)
     if -1 in shape:
         if known == 0 or size % known:
-            raise ValueError(f"{op}: cannot infer -1 in shape {shape} for {size} elements")
+            raise ShapeError(f"{op}: cannot infer -1 in shape {shape} for {size} elements")
         shape = tuple(size // known if s == -1 else s for s in shape)
     if prod(shape) != size:
-        raise ValueError(f"{op}: cannot reshape {size} elements into shape {shape}")
+        raise ShapeError(f"{op}: cannot reshape {size} elements into shape {shape}")
     return shape
 
 
@@ -210,7 +210,7 @@ def _dims_indexed(item):
 
 def check_tensors(op, tensors):
     if not tensors:
-        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+        raise ShapeError(f"{op}: expected a non-empty sequence of tensors")
     for i, t in enumerate(tensors):
         if not isinstance(t, ops.Tensor):
             raise TypeError(f"{op}: expected a sequence of Tensors, got {type(t).__name__} at "
@@ -221,12 +221,12 @@ def check_cat(tensors, axis, op="cat"):
     check_tensors(op, tensors)
     first = tensors[0]
     if first.ndim == 0:
-        raise ValueError(f"{op}: zero-dimensional tensors cannot be concatenated")
+        raise ShapeError(f"{op}: zero-dimensional tensors cannot be concatenated")
     axis = normalize_axes(op, axis, first.ndim)[0]
     for t in tensors[1:]:
         if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape))
                                         if i != axis):
-            raise ValueError(f"{op}: shapes {tuple(first.shape)} and {tuple(t.shape)} differ "
+            raise ShapeError(f"{op}: shapes {tuple(first.shape)} and {tuple(t.shape)} differ "
                              f"outside axis {axis}")
         if t.dtype != first.dtype:
             raise TypeError(f"{op}: dtypes {first.dtype} and {t.dtype} differ")
@@ -246,10 +246,15 @@ def reshape(x, *shape):
 
 def permute(x, *axes):
     axes = check_sizes("permute", _sizes(axes))
-    if len(axes) != x.ndim or sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-        raise ValueError(f"permute: {tuple(axes)} is not a permutation of the {x.ndim} "
-                         f"dimensions of shape {x.shape}")
-    axes = tuple(a % x.ndim for a in axes)
+    if len(axes) != x.ndim:
+        raise ShapeError(f"permute: {tuple(axes)} names {len(axes)} dims, but the tensor of "
+                         f"shape {x.shape} has {x.ndim}: give a permutation of all of them")
+    # each dim checked on its own (DimError when out of range, as torch's IndexError), then
+    # that none repeats
+    axes = tuple(normalize_axes("permute", a, x.ndim)[0] if x.ndim else a for a in axes)
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"permute: {axes} repeats a dim: expected a "
+                         f"permutation of the {x.ndim} dims of shape {x.shape}")
     return x if axes == tuple(range(x.ndim)) else Permute.apply(x, axes=axes)
 
 
@@ -267,7 +272,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     s = normalize_axes("flatten", start_dim, x.ndim)[0]
     e = normalize_axes("flatten", end_dim, x.ndim)[0]
     if s > e:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     return reshape(x, x.shape[:s] + (prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
 
@@ -285,10 +290,10 @@ def expand(x, *shape):
     shape = check_sizes("expand", _sizes(shape))
     lead = len(shape) - x.ndim
     if lead < 0:
-        raise ValueError(f"expand: cannot expand shape {x.shape} to fewer dims {shape}")
+        raise ShapeError(f"expand: cannot expand shape {x.shape} to fewer dims {shape}")
     shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
     if broadcast_shape("expand", x.shape, shape) != shape:
-        raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}")
+        raise ShapeError(f"expand: cannot expand shape {x.shape} to {shape}")
     return x if shape == x.shape else Expand.apply(x, shape=shape)
 
 
@@ -299,13 +304,86 @@ def getitem(x, key):
 
 
 def pad(x, pad_width, value=0.0):
-    """Constant padding, NumPy style: one (before, after) pair per dimension (or one pair for
-    all)."""
-    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    """Constant padding, NumPy style: one (before, after) pair per dimension, first dim first
+    (or one pair, or one int, for every dim). A flat (before, after) on a tensor of 2+ dims is
+    refused: NumPy reads it as every dim, PyTorch's F.pad as the last dim only."""
+    widths = np.asarray(pad_width)
+    if widths.dtype.kind not in "iu" or widths.ndim > 2 or (widths.ndim == 2 and (
+            widths.shape[1] != 2 or widths.shape[0] not in (1, x.ndim))) or (
+            widths.ndim == 1 and widths.shape[0] != 2):
+        raise ShapeError(f"pad: expected (before, after) pairs of ints, one per dim of shape "
+                         f"{x.shape} (e.g. {((0, 0),) * max(x.ndim - 1, 0) + ((1, 1),)}), "
+                         f"one pair or one int for all dims, got {pad_width!r}; for "
+                         "PyTorch's flat, last-dim-first form use nn.functional.pad")
+    if widths.ndim == 1 and x.ndim > 1:
+        raise ShapeError(f"pad: the flat pair {tuple(pad_width)} is ambiguous for shape "
+                         f"{x.shape}: NumPy pads every dim by it, PyTorch's F.pad only the "
+                         f"last; write the pairs per dim, "
+                         f"{((0, 0),) * (x.ndim - 1) + (tuple(pad_width),)} for the last dim, "
+                         "or call nn.functional.pad")
+    widths = np.broadcast_to(widths.astype(np.int64), (x.ndim, 2))
     if (widths < 0).any():
         raise ValueError(f"pad: widths must be non-negative, got {pad_width!r}")
-    widths = tuple((int(b), int(a)) for b, a in widths)
-    return Pad.apply(x, widths=widths, value=value)
+    return Pad.apply(x, widths=tuple((int(b), int(a)) for b, a in widths), value=value)
+
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def torch_pad(x, pad, mode="constant", value=None):
+    """torch.nn.functional.pad: `pad` is flat and starts at the LAST dim, (left, right) for it,
+    then (top, bottom) for the one before, and so on. A negative width crops, first, as in
+    PyTorch; reflect (mirror without the edge), replicate (repeat the edge) and circular (wrap
+    around) gather with an index array per padded dim, so their gradient is index_add's."""
+    if not isinstance(x, ops.Tensor):
+        raise TypeError(f"pad: expected a Tensor, got {type(x).__name__}")
+    if not isinstance(pad, (tuple, list)) or any(
+            isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer)) for p in pad):
+        raise TypeError(f"pad: expected a tuple of ints (left, right, top, bottom, ...), got "
+                        f"{pad!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ShapeError(f"pad: the flat padding {tuple(pad)} must have an even length of at "
+                         f"most twice the {x.ndim} dims of shape {x.shape} (pairs for the "
+                         "last dims, last dim first)")
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {', '.join(PAD_MODES)}, got {mode!r}")
+    if mode != "constant" and value is not None:
+        raise ValueError(f"pad: mode {mode!r} takes no value (only 'constant' fills with one)")
+    pairs = {x.ndim - 1 - i: (int(pad[2 * i]), int(pad[2 * i + 1]))
+             for i in range(len(pad) // 2)}
+    if any(min(p) < 0 for p in pairs.values()):  # negative widths crop first, in every mode
+        crop = tuple(slice(max(-pairs[d][0], 0), x.shape[d] - max(-pairs[d][1], 0))
+                     if d in pairs else slice(None) for d in range(x.ndim))
+        if any(s.start > s.stop for s in crop if s.start is not None):
+            raise ShapeError(f"pad: the negative padding {tuple(pad)} crops more than shape "
+                             f"{x.shape} holds")
+        x = getitem(x, crop)
+        pairs = {d: (max(b, 0), max(a, 0)) for d, (b, a) in pairs.items()}
+    if mode == "constant":
+        widths = tuple(pairs.get(d, (0, 0)) for d in range(x.ndim))
+        return Pad.apply(x, widths=widths, value=0.0 if value is None else value) if any(
+            b or a for b, a in widths) else x
+    for d, (before, after) in pairs.items():
+        if before or after:
+            index = _pad_index(mode, x.shape[d], before, after, d, x.shape)
+            x = getitem(x, (slice(None),) * d + (index,))
+    return x
+
+
+def _pad_index(mode, n, before, after, dim, shape):
+    """The source position of every element of one dim padded by (before, after)."""
+    limit = {"reflect": n - 1, "replicate": None, "circular": n}[mode]
+    if n == 0 or (limit is not None and max(before, after) > limit):
+        raise ShapeError(f"pad: {mode} padding ({before}, {after}) of dim {dim} of shape "
+                         f"{shape} needs " + ("a non-empty dim" if limit is None else
+                                              f"padding of at most {limit}"))
+    inner = np.arange(n)
+    if mode == "reflect":  # mirror around the edge element, which is not repeated
+        return np.concatenate([inner[1:before + 1][::-1], inner, inner[::-1][1:after + 1]])
+    if mode == "replicate":
+        return np.concatenate([np.zeros(before, np.int64), inner,
+                               np.full(after, n - 1, np.int64)])
+    return np.concatenate([inner[n - before:], inner, inner[:after]])  # circular
 
 
 def split(x, split_size, axis=0):
@@ -320,7 +398,7 @@ def split(x, split_size, axis=0):
     else:
         sizes = list(check_sizes("split", split_size))
         if sum(sizes) != n:
-            raise ValueError(f"split: sizes {sizes} do not add up to {n}, the size of axis "
+            raise ShapeError(f"split: sizes {sizes} do not add up to {n}, the size of axis "
                              f"{axis} of shape {x.shape}")
     return Split.apply(x, axis=axis, sizes=tuple(sizes))
 

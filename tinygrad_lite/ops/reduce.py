@@ -1,13 +1,18 @@
-"""Reductions: sum, mean, var, std, max/min (gradient shared evenly between tied maxima),
-argmax/argmin, and the numerically stable logsumexp / softmax / log_softmax."""
+"""Reductions: sum, mean, var, std, max/min as PyTorch's (with a dim, a (values, indices)
+named tuple whose gradient goes to the index; without one, the value, gradient shared evenly
+between tied maxima), amax/amin (values only, any dims, ties shared evenly), argmax/argmin, and
+the numerically stable logsumexp / softmax / log_softmax."""
+from collections import namedtuple
 from math import prod
 
 import numpy as np
 
 from .. import dtype as dt
+from .. import ops
 from ..autograd import Function
 from ..kernels import scalar as S
-from ..kernels.plan import normalize_axes, reduced_shape
+from ..kernels.plan import reduced_shape
+from . import DimError, ShapeError, normalize_axes
 from . import elementwise as E
 
 
@@ -47,6 +52,24 @@ class Max(Function):
 
 class Min(Max):
     OP = S.MIN
+
+
+class MaxAlong(Function):
+    """The values of max(dim) / min(dim) (op S.MAX or S.MIN) given the indices argreduce
+    found (kept dims): the whole gradient goes to the element each index names, the first
+    maximum at a tie, as PyTorch's max(dim) does. Reads no input in backward."""
+
+    def forward(self, x, op, axis, indices, keepdims):
+        self.shape, self.axis, self.indices = x.shape, axis, indices
+        return self.k.reduce(op, x, (axis,), keepdims)
+
+    def backward(self, g):
+        k, shape, axis = self.k, self.shape, self.axis
+        positions = k.from_numpy(np.arange(shape[axis], dtype=np.int64).reshape(
+            (1,) * axis + (shape[axis],) + (1,) * (len(shape) - axis - 1)))
+        # TIE_SHARE(position, index, g) is g where position == index, else 0: one kernel
+        return (k.elementwise(S.TIE_SHARE, (positions, self.indices, _keep(
+            k, g, shape, (axis,))), g.dtype, shape),)
 
 
 def _shifted_exp(k, x, axes):
@@ -123,7 +146,11 @@ def var(x, axis=None, keepdims=False, correction=1):
     """Variance with Bessel's correction by default (PyTorch's unbiased=True); divides by
     max(0, N - correction), so too few elements give inf (or nan for a constant row), as in
     PyTorch."""
-    axes = normalize_axes("var", axis, x.ndim)
+    return _var("var", x, axis, keepdims, correction)
+
+
+def _var(name, x, axis, keepdims, correction):
+    axes = normalize_axes(name, axis, x.ndim)
     count = prod(x.shape[a] for a in axes)
     centred = x - mean(x, axes, keepdims=True)
     scale = 1.0 / (count - correction) if count > correction else float("inf")
@@ -133,14 +160,66 @@ def var(x, axis=None, keepdims=False, correction=1):
 def std(x, axis=None, keepdims=False, correction=1):
     """sqrt(var), whose gradient is 0 where the std is 0 (PyTorch's rule: a constant feature
     must not fill a normalisation layer's gradient with NaN)."""
-    return StdFromVar.apply(var(x, axis, keepdims, correction), param=0.0)
+    return StdFromVar.apply(_var("std", x, axis, keepdims, correction), param=0.0)
+
+
+# What max(dim) / min(dim) return, as torch.return_types.max / .min: `x.max(1)[0]` and
+# `x.max(1).values` are the maxima, `.indices` where they are.
+MaxResult = namedtuple("max", ["values", "indices"])
+MinResult = namedtuple("min", ["values", "indices"])
+
+
+def _check_not_empty(name, x, axes, whole):
+    """An empty reduced dim has no maximum: PyTorch raises IndexError naming the dim (or, for
+    the maximum of a whole empty tensor, RuntimeError); both classes are ValueErrors too."""
+    if x.size == 0 and any(x.shape[a] == 0 for a in axes):
+        raise (ShapeError if whole else DimError)(
+            f"{name}: cannot reduce over an empty dimension of shape {x.shape}")
 
 
 def extreme(fn, name, x, axis=None, keepdims=False):
+    """Tensor.max / Tensor.min, PyTorch's three forms: no dim, the maximum (a tensor); an int
+    dim, the named tuple (values, indices); a tensor, the element-wise maximum(x, other)."""
+    if isinstance(axis, ops.Tensor):
+        if keepdims:
+            raise TypeError(f"{name}: keepdim has no meaning for the element-wise {name} of "
+                            "two tensors")
+        return E.binary(E.Maximum if fn is Max else E.Minimum, x, axis)
+    if axis is None:
+        axes = normalize_axes(name, None, x.ndim)
+        _check_not_empty(name, x, axes, True)
+        return fn.apply(x, axes=axes, keepdims=keepdims)
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: dim must be an int (then {name}(dim) returns (values, "
+                        f"indices), as in PyTorch), got {axis!r}; for several dims use "
+                        f"a{name}(dim={axis!r})")
+    axis_ = normalize_axes(name, axis, x.ndim)
+    result = MaxResult if fn is Max else MinResult
+    if x.ndim == 0:  # PyTorch allows dim 0 or -1 here: the value itself, at index 0
+        return result(E.Copy.apply(x), x._wrap(x.device.backend.full((), 0, dt.int64),
+                                               x.device, False))
+    _check_not_empty(name, x, axis_, False)
+    k, a = x.device.backend, axis_[0]
+    kept = k.reshape(k.argreduce(fn.OP, x.array, a), reduced_shape(x.shape, axis_, True))
+    values = MaxAlong.apply(x, op=fn.OP, axis=a, indices=kept, keepdims=keepdims)
+    indices = kept if keepdims else k.reshape(kept, reduced_shape(x.shape, axis_, False))
+    return result(values, x._wrap(indices, x.device, False))
+
+
+def _amax(fn, name, x, axis, keepdims):
     axes = normalize_axes(name, axis, x.ndim)
-    if any(x.shape[a] == 0 for a in axes):
-        raise ValueError(f"{name}: cannot reduce over an empty dimension of shape {x.shape}")
+    _check_not_empty(name, x, axes, axis is None)
     return fn.apply(x, axes=axes, keepdims=keepdims)
+
+
+def amax(x, axis=None, keepdims=False):
+    """The maxima over one dim or a tuple of dims (all when None), values only, as
+    torch.amax; the gradient is shared evenly between tied maxima."""
+    return _amax(Max, "amax", x, axis, keepdims)
+
+
+def amin(x, axis=None, keepdims=False):
+    return _amax(Min, "amin", x, axis, keepdims)
 
 
 def argreduce(op, name, x, axis=None, keepdims=False):
@@ -148,7 +227,7 @@ def argreduce(op, name, x, axis=None, keepdims=False):
     if axis is not None and not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
     if x.size == 0:
-        raise ValueError(f"{name}: cannot take the {name} of an empty tensor")
+        raise ShapeError(f"{name}: cannot take the {name} of an empty tensor")
     k, data = x.device.backend, x.array
     if axis is None or x.ndim == 0:
         data, axis_ = k.reshape(data, (-1,)), 0
