@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cuda,plots,graphs]'
+	# Compile the demo's kernels into Numba's cache on both cores (tools/warmup.py), so that
+	# `make demo` starts training at once; it never fails the install.
+	-$(BIN)/python tools/warmup.py --quiet
 	touch $(STAMP)
 
 demo: $(STAMP)

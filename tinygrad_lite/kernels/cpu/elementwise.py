@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import scalar
 from ..plan import broadcast_shape, memory_extent, memory_order, output_order, strided_plan
-from .jit import PARALLEL_MIN_SIZE, SCALAR, specialised
+from .jit import ELEMENTWISE_PARALLEL_MIN_SIZE, SCALAR, specialised
 
 _apply = SCALAR.apply
 
@@ -56,7 +56,7 @@ _compiled = {}
 
 
 def _kernel(op, size):
-    key = (op, size >= PARALLEL_MIN_SIZE)
+    key = (op, size >= ELEMENTWISE_PARALLEL_MIN_SIZE)
     fn = _compiled.get(key)
     if fn is None:
         adapter = getattr(SCALAR, scalar.adapter(op))

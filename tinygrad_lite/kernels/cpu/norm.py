@@ -222,8 +222,9 @@ def _backward_loop(x, gy, mean, rstd, w, b, cl, per_sample, group_size, relu, ba
                         ge = np.float64(g_in[c])
                         s1[c] += ge
                         s2[c] += ge * (np.float64(src[c]) - mc[c]) * rc[c]
-            P1[item * C:(item + 1) * C] = s1
-            P2[item * C:(item + 1) * C] = s2
+            for c in range(C):  # element stores: a slice store compiles NumPy's
+                P1[item * C + c] = s1[c]  # shape-mismatch error path (~2 s cold)
+                P2[item * C + c] = s2[c]
     H1 = np.zeros(G)
     H2 = np.zeros(G)
     for p in range(items * width):

@@ -31,24 +31,19 @@ import numpy as np
 from numba import prange
 
 from ..plan import contiguous
-from .jit import twin
+from .jit import variants
 
 __all__ = ["pool2d", "pool2d_backward"]
 
 
-def _forward_loop(x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max):
+def _forward_loop(x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale):
     B, H, W, L = x.shape
     OH, OW = out.shape[1], out.shape[2]
     shared = hs.shape[0] == 1  # one window grid for every plane
-    # Lanes inner (taps outer, the channel run innermost, vectorised) when the planes share
-    # their windows and there are lanes to share them; else each lane walks its own window
-    # with scalar accumulators (NCHW, L = 1: no per-output vector set-up; fractional pooling:
-    # windows differ per plane).
-    per_lane = L == 1 or not shared
     for t in prange(B * OH):
         b, oh = t // OH, t % OH
         for ow in range(OW):
-            if per_lane:
+            if PER_LANE:
                 for lane in range(L):
                     q = 0 if shared else b * L + lane
                     best, arg, total = -np.inf, -1, 0.0
@@ -61,13 +56,13 @@ def _forward_loop(x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max):
                             if w < 0 or w >= W:
                                 continue
                             v = x[b, h, w, lane]
-                            if not is_max:
+                            if not IS_MAX:
                                 total += v
                             # the first valid tap is taken whatever its value (an all -inf
                             # window points at its first element, as PyTorch's does)
                             elif arg < 0 or v > best or v != v:
                                 best, arg = v, h * W + w
-                    if is_max:
+                    if IS_MAX:
                         out[b, oh, ow, lane] = best
                         idx[b, oh, ow, lane] = arg
                     else:
@@ -75,8 +70,8 @@ def _forward_loop(x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max):
                 continue
             h0, w0 = hs[0, oh], ws[0, ow]
             for lane in range(L):
-                out[b, oh, ow, lane] = -np.inf if is_max else 0
-                if is_max:
+                out[b, oh, ow, lane] = -np.inf if IS_MAX else 0
+                if IS_MAX:
                     idx[b, oh, ow, lane] = -1
             for i in range(hc[0, oh]):
                 h = h0 + i * dh
@@ -86,7 +81,7 @@ def _forward_loop(x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max):
                     w = w0 + j * dw
                     if w < 0 or w >= W:
                         continue
-                    if not is_max:
+                    if not IS_MAX:
                         for lane in range(L):
                             out[b, oh, ow, lane] += x[b, h, w, lane]
                         continue
@@ -96,20 +91,20 @@ def _forward_loop(x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max):
                         if idx[b, oh, ow, lane] < 0 or v > out[b, oh, ow, lane] or v != v:
                             out[b, oh, ow, lane] = v
                             idx[b, oh, ow, lane] = flat
-            if not is_max:
+            if not IS_MAX:
                 scale = hscale[0, oh] * wscale[0, ow]
                 for lane in range(L):
                     out[b, oh, ow, lane] *= scale
 
 
-def _backward_loop(g, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max):
+def _backward_loop(g, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale):
     B, OH, OW, L = g.shape
     H, W = dx.shape[1], dx.shape[2]
     for b in prange(B):  # planes never share input elements: no two threads write one
         plane = dx[b].reshape(H * W, L)  # rows indexed by the recorded h * W + w
         for oh in range(OH):
             for ow in range(OW):
-                if is_max:
+                if IS_MAX:
                     for lane in range(L):
                         a = idx[b, oh, ow, lane]
                         if a >= 0:
@@ -127,8 +122,11 @@ def _backward_loop(g, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max):
                                 dx[b, h, w, lane] += g[b, oh, ow, lane] * scale
 
 
-_forward = twin(_forward_loop)
-_backward = twin(_backward_loop)
+# Max or average (IS_MAX) and the loop order (PER_LANE) are compiled constants: a copy types
+# and compiles only the path it runs (the cnn's max pooling over NHWC lanes).
+IS_MAX = PER_LANE = False
+_forward = variants(_forward_loop, ("IS_MAX", "PER_LANE"))
+_backward = variants(_backward_loop, ("IS_MAX",))
 _NO_INDEX = np.zeros((1, 1, 1, 1), np.int64)  # average pooling records no argmax
 
 
@@ -158,7 +156,13 @@ def pool2d(x, windows, is_max, channels_last):
     B, L = xl.shape[0], xl.shape[3]
     out = np.empty((B, OH, OW, L), x.dtype)
     idx = np.empty((B, OH, OW, L), np.int64) if is_max else _NO_INDEX
-    _forward(x.size)(xl, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max)
+    # Lanes inner (taps outer, the channel run innermost, vectorised) when the planes share
+    # their windows and there are lanes to share them; else each lane walks its own window
+    # with scalar accumulators (NCHW, L = 1: no per-output vector set-up; fractional pooling:
+    # windows differ per plane).
+    per_lane = L == 1 or hs.shape[0] != 1
+    _forward(x.size, bool(is_max), per_lane)(xl, out, idx, hs, hc, ws, wc, dh, dw, hscale,
+                                             wscale)
     shape = (N, C, OH, OW)
     return (_unlanes(out, shape, channels_last),
             _unlanes(idx, shape, channels_last) if is_max else None)
@@ -174,5 +178,5 @@ def pool2d_backward(grad, input_shape, argmax, windows, is_max, channels_last):
     B, L = gl.shape[0], gl.shape[3]
     dx = np.zeros((B, H, W, L), grad.dtype)
     idx = _lanes(argmax, channels_last) if is_max else _NO_INDEX
-    _backward(dx.size)(gl, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale, is_max)
+    _backward(dx.size, bool(is_max))(gl, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale)
     return _unlanes(dx, tuple(input_shape), channels_last)

@@ -12,7 +12,7 @@ from numba import prange
 
 from ..scalar import SUM
 from ..plan import contiguous, memory_order, reduce_plan, reduced_shape
-from .jit import SCALAR, twin
+from .jit import REDUCE_PARALLEL_MIN_SIZE, SCALAR, twin, variants
 
 _step, _arg_index = SCALAR.reduce_step, SCALAR.arg_index
 
@@ -29,7 +29,7 @@ def _reduce_loop(op, x, out, A, K, B, zero):
     if B == 1:  # reduce contiguous rows: one work item per row
         for a in prange(A):
             row = x[a * K:(a + 1) * K]
-            if op == SUM:
+            if SUMS:
                 total = zero
                 for k in range(K):
                     total += row[k]
@@ -46,20 +46,25 @@ def _reduce_loop(op, x, out, A, K, B, zero):
     for t in prange(A * chunks):
         a, part = t // chunks, t % chunks
         lo, hi = part * CHUNK, min(B, (part + 1) * CHUNK)
-        if op == SUM:
+        # Element loops, not array assignments: a slice store compiles NumPy's shape-mismatch
+        # error path (about 2 s of string formatting, cold).
+        dst = out[a * B + lo:a * B + hi]
+        if SUMS:
             totals = np.full(hi - lo, zero)
             for k in range(K):
                 row = x[(a * K + k) * B + lo:(a * K + k) * B + hi]
                 for b in range(hi - lo):
                     totals[b] += row[b]
-            out[a * B + lo:a * B + hi] = totals
+            for b in range(hi - lo):
+                dst[b] = totals[b]
         else:
-            bests = x[a * K * B + lo:a * K * B + hi].copy()
+            first = x[a * K * B + lo:a * K * B + hi]
+            for b in range(hi - lo):
+                dst[b] = first[b]
             for k in range(1, K):
                 row = x[(a * K + k) * B + lo:(a * K + k) * B + hi]
                 for b in range(hi - lo):
-                    bests[b] = _step(op, bests[b], row[b])
-            out[a * B + lo:a * B + hi] = bests
+                    dst[b] = _step(op, dst[b], row[b])
 
 
 def _argreduce_loop(op, x, out, A, K, B):
@@ -67,10 +72,14 @@ def _argreduce_loop(op, x, out, A, K, B):
         out[t] = _arg_index(op, x, (t // B) * K * B + t % B, K, B)
 
 
+# SUMS (a sum, or max/min by `op`) is a compiled constant: a copy types only its own loops.
 # reassoc lets LLVM vectorise the sum (summing in a different order, in float64); NaN and inf
-# semantics are untouched.
-_reduce = twin(_reduce_loop, fastmath={"reassoc"})
-_argreduce = twin(_argreduce_loop)
+# semantics are untouched. Parallel copies from REDUCE_PARALLEL_MIN_SIZE elements (see
+# jit.py): below it a reduction is a few microseconds of memory reads, which no thread
+# wake-up repays, and it is not worth a parallel copy's compile.
+SUMS = False
+_reduce = variants(_reduce_loop, ("SUMS",), REDUCE_PARALLEL_MIN_SIZE, fastmath={"reassoc"})
+_argreduce = twin(_argreduce_loop, REDUCE_PARALLEL_MIN_SIZE)
 
 
 @lru_cache(maxsize=64)
@@ -96,7 +105,7 @@ def _reduce_c(op, x, axes):
     for n, (A, K, B) in enumerate(passes):
         out = np.zeros(A * B, dtype if n == len(passes) - 1 else between)
         if K:
-            _reduce(x.size)(op, x.reshape(-1), out, A, K, B, zero)
+            _reduce(x.size, op == SUM)(op, x.reshape(-1), out, A, K, B, zero)
         x = out
     return x.reshape(kept)
 

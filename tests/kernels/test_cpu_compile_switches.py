@@ -1,0 +1,86 @@
+"""What the cold-start work changed in the CPU backend (issue 23): the element-wise and reduction
+parallel switches (ELEMENTWISE_/REDUCE_PARALLEL_MIN_SIZE, above the per-channel kernels'
+PARALLEL_MIN_SIZE), reductions compiled per kind (sum, or max/min), and pool kernels compiled
+per mode (max or average; loop order). Results on both sides of each switch,
+in every mode, against NumPy; and the copies a call picks.
+
+Sizes past the new switches are 2M elements: float32 keeps them at 8 MB."""
+import numpy as np
+import pytest
+
+import sys
+
+from tinygrad_lite.kernels import cpu as K
+from tinygrad_lite.kernels import scalar as S
+from tinygrad_lite.kernels.cpu import jit
+
+F32 = np.float32
+RNG = np.random.default_rng(7)
+_ew = sys.modules["tinygrad_lite.kernels.cpu.elementwise"]
+_reduce = sys.modules["tinygrad_lite.kernels.cpu.reduce"]
+_pool = sys.modules["tinygrad_lite.kernels.cpu.pool"]
+
+
+def test_switch_order():
+    # the streaming kernels go parallel later than the per-channel ones, never earlier
+    assert jit.ELEMENTWISE_PARALLEL_MIN_SIZE >= jit.PARALLEL_MIN_SIZE
+    assert jit.REDUCE_PARALLEL_MIN_SIZE >= jit.PARALLEL_MIN_SIZE
+
+
+@pytest.mark.parametrize("n", [jit.PARALLEL_MIN_SIZE + 1, jit.ELEMENTWISE_PARALLEL_MIN_SIZE - 1,
+                               jit.ELEMENTWISE_PARALLEL_MIN_SIZE,
+                               jit.ELEMENTWISE_PARALLEL_MIN_SIZE + 5])
+def test_elementwise_on_both_sides_of_its_switch(n):
+    a, b = RNG.standard_normal(n).astype(F32), RNG.standard_normal(n).astype(F32)
+    np.testing.assert_array_equal(K.elementwise(S.ADD, (a, b), F32), a + b)
+    parallel = n >= jit.ELEMENTWISE_PARALLEL_MIN_SIZE
+    assert (S.ADD, parallel) in _ew._compiled
+    assert _ew._kernel(S.ADD, n) is _ew._compiled[(S.ADD, parallel)]
+
+
+@pytest.mark.parametrize("rows", [3, 2 * jit.REDUCE_PARALLEL_MIN_SIZE // 1000 + 1])
+@pytest.mark.parametrize("op, ref", [(S.SUM, np.sum), (S.MAX, np.max), (S.MIN, np.min)])
+def test_reductions_per_kind_on_both_sides_of_the_switch(rows, op, ref):
+    x = RNG.standard_normal((rows, 1000)).astype(F32)
+    for axes in [(0,), (1,), (0, 1)]:  # a non-last axis (column chunks), rows, everything
+        got = K.reduce(op, x, axes, False)
+        want = ref(x.astype(np.float64) if op == S.SUM else x, axis=axes)
+        np.testing.assert_allclose(got, want, rtol=1e-5 if op == S.SUM else 0, atol=1e-2)
+    # a sum copy and a max/min copy are different kernels; max and min share one
+    assert _reduce._reduce(10, True) is not _reduce._reduce(10, False)
+    assert _reduce._reduce(10, True) is _reduce._reduce(11, True)
+
+
+def test_argreduce_past_the_switch():
+    x = RNG.standard_normal((3, jit.REDUCE_PARALLEL_MIN_SIZE // 3 + 7)).astype(F32)
+    np.testing.assert_array_equal(K.argreduce(S.MAX, x, 1), x.argmax(1))
+    np.testing.assert_array_equal(K.argreduce(S.MIN, x, 0), x.argmin(0))
+
+
+def test_variants_make_one_copy_per_mode_and_size_class():
+    picks = jit.variants(lambda: None, ("A",), min_size=100)
+    assert picks(5, True) is picks(99, True)
+    assert picks(5, True) is not picks(5, False)
+    assert picks(5, True) is not picks(100, True)
+    assert picks(100, True) is picks(10 ** 6, True)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_norm_in_both_layouts_with_relu(channels_last):
+    x = RNG.standard_normal((2, 3, 4, 5))
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) \
+        if channels_last else x
+    mean, var, rstd = K.norm_stats(x, False, 1, 1e-5)
+    np.testing.assert_allclose(mean, x.mean((0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(var, x.var((0, 2, 3)), rtol=1e-12)
+    y = K.norm_apply(x, mean, rstd, None, None, False, 1, True)
+    want = np.maximum((x - mean[:, None, None]) * rstd[:, None, None], 0)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    assert (y.strides[1] == y.itemsize) == channels_last  # the input's layout
+
+
+@pytest.mark.parametrize("is_max", [True, False])
+def test_pool_mode_copies_are_separate(is_max):
+    assert _pool._forward(10, is_max, True) is not _pool._forward(10, is_max, False)
+    assert _pool._forward(10, True, True) is not _pool._forward(10, False, True)
+    assert _pool._backward(10, True) is not _pool._backward(10, False)
