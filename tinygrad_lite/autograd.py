@@ -140,23 +140,33 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        # Plain loops, not generators: this runs for every op, and Python's overhead per op is
-        # the cost of small tensors.
+        # Plain loops, not generators, and no method calls that can be inlined: this runs for
+        # every op, and Python's overhead per op is the cost of small tensors.
         device, wants_grad = inputs[0].device, False
         for t in inputs:
             if t.device is not device and t.device != device:
                 raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, got "
                                    f"{device} and {t.device}; move them with .to(device)")
-            wants_grad = wants_grad or t._requires_grad
+            if t._requires_grad:
+                wants_grad = True
         track = wants_grad and _grad_mode.enabled
-        fn = cls.__new__(cls)
-        fn.k = device.backend
-        fn.needs_input_grad = tuple([t._requires_grad for t in inputs]) if track else \
-            (False,) * len(inputs)
-        out = fn.forward(*[t.array for t in inputs], **params)
-        multi = isinstance(out, tuple)
-        outputs = tuple([_make_tensor(a, device, track) for a in out]) if multi else \
-            (_make_tensor(out, device, track),)
+        fn = _new(cls)
+        fn.k = device._backend or device.backend
+        if track:
+            fn.needs_input_grad = tuple([t._requires_grad for t in inputs])
+        else:
+            n = len(inputs)
+            fn.needs_input_grad = _NO_GRAD[n] if n < 4 else (False,) * n
+        if len(inputs) == 1:
+            out = fn.forward(inputs[0].array, **params)
+        elif len(inputs) == 2:
+            out = fn.forward(inputs[0].array, inputs[1].array, **params)
+        else:
+            out = fn.forward(*[t.array for t in inputs], **params)
+        if out.__class__ is tuple:
+            outputs = tuple([_make_tensor(a, device, track) for a in out])
+        else:
+            outputs = (_make_tensor(out, device, track),)
         if cls.VIEW:
             for t in outputs:
                 t._version = inputs[0]._version
@@ -164,7 +174,7 @@ class Function:
             _anomaly_forward(fn, inputs, outputs, track)
         if track:
             record(fn, inputs, outputs)
-        return outputs if multi else outputs[0]
+        return outputs if out.__class__ is tuple else outputs[0]
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
@@ -206,6 +216,9 @@ class Function:
         return HookHandle(hooks, hook)
 
 
+_new = object.__new__
+_NO_GRAD = ((), (False,), (False, False), (False, False, False))
+
 # What release() keeps: the graph's structure (edges, output shapes, dtypes and devices, which
 # inputs wanted a gradient), the hooks on it and where it was created. Everything else a
 # Function holds was saved by forward for backward, and is what the memory goes to.
@@ -241,21 +254,30 @@ def record(fn, inputs, outputs):
     object a new history that this Function must not follow."""
     edges = []
     for t in inputs:
-        if not t._requires_grad:
-            edges.append(None)
-        elif t._ctx is not None:
-            edges.append((t._ctx, t._output_index, None))
+        if t._requires_grad:
+            ctx = t._ctx
+            edges.append((None, 0, t) if ctx is None else (ctx, t._output_index, None))
         else:
-            edges.append((None, 0, t))
+            edges.append(None)
     fn.edges = edges
-    fn.output_meta = [(tuple(t.array.shape), t.array.dtype, t.device) for t in outputs]
-    if fn.SAVES or fn.SAVES_OUTPUT:
-        saved = [inputs[i] for i in fn.SAVES] + (list(outputs) if fn.SAVES_OUTPUT else [])
-        fn.saved_versions = [(t._version, t._version.value) for t in saved]
+    fn.output_meta = [(t.array.shape, t.array.dtype, t.device) for t in outputs]
+    saves = fn.SAVES
+    if saves or fn.SAVES_OUTPUT:
+        versions = []
+        for i in saves:
+            v = inputs[i]._version
+            versions.append((v, v.value))
+        if fn.SAVES_OUTPUT:
+            for t in outputs:
+                v = t._version
+                versions.append((v, v.value))
+        fn.saved_versions = versions
     else:
         fn.saved_versions = ()
-    for i, t in enumerate(outputs):
+    i = 0
+    for t in outputs:
         t._ctx, t._output_index = fn, i
+        i += 1
 
 
 class HookHandle:
@@ -401,6 +423,59 @@ def backward(root, grad, retain_graph=False):
     if anomaly and _nonfinite(grad) is not None:
         raise RuntimeError(f"detect_anomaly: the gradient given to backward() holds "
                            f"{_nonfinite(grad)}")
+    leaves = _walk(root, grad, retain_graph, anomaly)
+    for key in list(leaves):  # popped, so that the only references left to g are counted
+        leaf, g, owned = leaves.pop(key)
+        if leaf._hooks:
+            hooked = run_hooks(leaf._hooks, leaf.device, g)
+            g, owned = hooked, owned and hooked is g
+        if anomaly and _nonfinite(g) is not None:
+            raise RuntimeError(f"detect_anomaly: the gradient for a leaf of shape {leaf.shape} "
+                               f"(summed over its uses, after hooks) holds {_nonfinite(g)}")
+        owned = owned or _sole_owner(g)  # not inside the call: g would be on the stack
+        leaf._accumulate_grad(g, owned)
+
+
+def _sole_owner(g):
+    """Whether nothing but the caller's own local variable can reach g's memory: a NumPy
+    array that owns its data, or a whole-array view of one, that no other object (another
+    view, a Function's saved values under retain_graph, the caller's `gradient`, a second
+    input's gradient) refers to. Such a gradient can become .grad without a copy, as PyTorch's
+    AccumulateGrad steals a gradient whose use count says it is the only holder. Anything else
+    (CUDA arrays, memory NumPy does not own) is copied."""
+    if g.__class__ is not np.ndarray or sys.getrefcount(g) > _SOLE_REFS:
+        return False
+    flags = g.flags  # dense and writable: not a broadcast view, not read-only
+    if not flags.writeable or not (flags.c_contiguous or flags.f_contiguous):
+        return False
+    base = g.base
+    if base is None:
+        return flags.owndata
+    # all of the base (not a slice that would keep more memory alive), which only g refers to
+    return base.__class__ is np.ndarray and base.flags.owndata and \
+        base.nbytes == g.nbytes and sys.getrefcount(base) <= _SOLE_BASE_REFS
+
+
+def _reference_counts(g):
+    base = g.base
+    return sys.getrefcount(g), sys.getrefcount(base)
+
+
+def _calibrate():
+    """The reference counts _sole_owner sees for an array held by one local variable of its
+    caller (and for the base of such a view), measured in the same call shape on this
+    interpreter: how many of them the call itself adds differs between Python versions, and a
+    count too high would alias .grad with memory something else still uses."""
+    g = np.empty(2)[:]
+    return _reference_counts(g)
+
+
+_SOLE_REFS, _SOLE_BASE_REFS = _calibrate()
+
+
+def _walk(root, grad, retain_graph, anomaly):
+    """The reverse walk of backward(): runs every Function's backward and returns, per leaf,
+    (leaf, the sum of its gradients, whether that sum was made here)."""
     leaves = {}
     if root._ctx is None:
         _add(leaves, id(root), root, grad)
@@ -444,11 +519,4 @@ def backward(root, grad, retain_graph=False):
                     scalar.ADD, (slots[i], g), g.dtype)
             if not retain_graph:
                 fn.release()
-    for leaf, g, owned in leaves.values():
-        if leaf._hooks:
-            hooked = run_hooks(leaf._hooks, leaf.device, g)
-            g, owned = hooked, owned and hooked is g
-        if anomaly and _nonfinite(g) is not None:
-            raise RuntimeError(f"detect_anomaly: the gradient for a leaf of shape {leaf.shape} "
-                               f"(summed over its uses, after hooks) holds {_nonfinite(g)}")
-        leaf._accumulate_grad(g, owned)
+    return leaves

@@ -21,6 +21,9 @@ from .ops import reduce as R
 from .ops import torch_names
 
 
+_new, _Version = object.__new__, autograd.Version
+
+
 class Tensor:
     __slots__ = ("array", "device", "_requires_grad", "grad", "_ctx", "_output_index",
                  "_version", "_hooks", "__weakref__")
@@ -46,8 +49,10 @@ class Tensor:
     def _wrap(array, device, requires_grad):
         """A plain Tensor around a backend array (never a subclass: ops make plain tensors
         from Parameters too)."""
-        t = object.__new__(Tensor)
-        t._init(array, device, requires_grad)
+        t = _new(Tensor)  # _init, inlined: every op's output comes through here
+        t.array, t.device, t._requires_grad = array, device, requires_grad
+        t.grad, t._ctx, t._output_index, t._hooks = None, None, 0, None
+        t._version = _Version()
         return t
 
     # ----- properties -----

@@ -38,9 +38,12 @@ def _apply_mask(x, p, mask_shape):
     if p == 1.0:
         mask = np.zeros(mask_shape, dtype=x.dtype)
     else:
+        # The draw stays float64 (the seeded stream is part of the behaviour); the mask is
+        # made in x's dtype in one pass (keep * scale is 0 or the scale rounded once, as
+        # before) and handed to the device without Tensor()'s validating copies.
         keep = random.generator().random(mask_shape) >= p
-        mask = (keep * (1.0 / (1.0 - p))).astype(x.dtype)
-    return x * ops.Tensor(mask, dtype=x.dtype, device=x.device)
+        mask = np.multiply(keep, x.dtype.type(1.0 / (1.0 - p)), dtype=x.dtype)
+    return x * x._wrap(x.device.backend.from_numpy(mask), x.device, False)
 
 
 def dropout(x, p=0.5, training=True):

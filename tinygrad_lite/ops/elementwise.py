@@ -270,6 +270,17 @@ def binary(fn, a, b, reverse=False):
     """fn applied to tensor `a` and anything `b` (`b` first when reverse), both converted to
     the result dtype PyTorch gives: a 0-d tensor or a Python number takes part only by its
     category (bool < int < float), so `float32_tensor * float64_scalar_tensor` stays float32."""
+    # The common case first, in a few attribute reads: two float tensors of one dtype on one
+    # device, or a float tensor and a Python float or int. Everything else takes the general
+    # path below, which gives the same answer for these too.
+    a_dtype = a.array.dtype
+    if a_dtype in dt.FLOATS:
+        if isinstance(b, ops.Tensor):
+            if b.device is a.device and b.array.dtype is a_dtype:
+                return fn.apply(b, a) if reverse else fn.apply(a, b)
+        elif b.__class__ is float or b.__class__ is int:
+            b = a._wrap(a.device.backend.full((), b, a_dtype), a.device, False)
+            return fn.apply(b, a) if reverse else fn.apply(a, b)
     if not isinstance(b, (ops.Tensor,) + _NUMBERS):
         b = operand(a, b, fn.__name__.lower())  # lists, arrays; TypeError for anything else
     elif isinstance(b, ops.Tensor) and b.device != a.device:

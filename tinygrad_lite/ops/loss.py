@@ -40,6 +40,20 @@ def _class_shape(ndim, C):
     return (1, C) + (1,) * (ndim - 2)
 
 
+_CLASSES = {}
+
+
+def _classes(k, C, ndim):
+    """arange(C) shaped to broadcast along dim 1 of an ndim-D tensor, on k's device: made once
+    per (device, C, ndim) and reused, as only the comparison kernels read it."""
+    key = (k.NAME, C, ndim)
+    classes = _CLASSES.get(key)
+    if classes is None:
+        classes = _CLASSES[key] = k.from_numpy(
+            np.arange(C, dtype=np.int64).reshape(_class_shape(ndim, C)))
+    return classes
+
+
 class _TargetLoss(Function):
     """loss[n, d...] = -sum_c q[n, c, d...] * logp[n, c, d...] for a target distribution q that
     forward builds on the device, reduced as asked: "mean" divides by `self.denom` (the summed
@@ -65,7 +79,7 @@ class _TargetLoss(Function):
                 q = k.elementwise(S.COPY, (q,), x_dtype)
             return q, (_constant(k, prod(shape) // C if C else 0, x_dtype) if mean else None)
         labels = k.reshape(target, (shape[0], 1) + tuple(shape[2:]))
-        classes = k.from_numpy(np.arange(C, dtype=np.int64).reshape(_class_shape(ndim, C)))
+        classes = _classes(k, C, ndim)
         onehot = k.elementwise(S.EQ, (labels, classes), x_dtype)  # (N, C, d...)
         mask = k.elementwise(S.NE, (labels, _constant(k, ignore_index, dt.int64)), x_dtype)
         if wc is None:
@@ -231,7 +245,7 @@ def _onehot(labels, C, dtype, op=S.EQ):
     `dtype` tensor, for labels (N, 1, d...): one comparison kernel against arange(C), no index
     map."""
     k = labels.device.backend
-    classes = k.from_numpy(np.arange(C, dtype=np.int64).reshape(_class_shape(labels.ndim, C)))
+    classes = _classes(k, C, labels.ndim)
     return labels._wrap(k.elementwise(op, (labels.array, classes), dtype), labels.device, False)
 
 

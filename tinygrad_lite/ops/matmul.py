@@ -12,6 +12,11 @@ def _swap_last(k, x):
     return k.permute(x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
 
 
+def _column_major(x):
+    """Whether a 2-D array is laid out column by column (a transposed C-contiguous array)."""
+    return x.strides[0] < x.strides[1] and x.shape[0] > 1 and x.shape[1] > 1
+
+
 def matmul_shape(a_shape, b_shape):
     """Output shape of (..., M, K) @ (..., K, N), or a ShapeError naming both shapes."""
     if len(a_shape) < 2 or len(b_shape) < 2 or a_shape[-1] != b_shape[-2]:
@@ -35,12 +40,31 @@ class MatMul(Function):
         self.a_shape, self.b_shape = a.shape, b.shape
         self.a, self.b = (a if need_b else None), (b if need_a else None)
         self.SAVES = ((1,) if need_a else ()) + ((0,) if need_b else ())
+        self.columns = None
+        if a.ndim == 2 and b.ndim == 2:  # no batch dims to broadcast (nn.Linear's case)
+            matmul_shape(a.shape, b.shape)
+            # Which operands are column-major (a transposed view, as weight.T in linear): the
+            # gradient of such an operand is computed transposed, so that it comes out in the
+            # operand's own layout. weight.T's gradient then transposes back to a C-contiguous
+            # .grad, which the optimiser's flat kernels read without a copy.
+            self.columns = (_column_major(a), _column_major(b))
+            return k.matmul(a, b)
         batch = matmul_shape(a.shape, b.shape)[:-2]
         return k.matmul(k.expand(a, batch + a.shape[-2:]), k.expand(b, batch + b.shape[-2:]))
 
     def backward(self, g):
         k, a, b = self.k, self.a, self.b
         batch, (need_a, need_b) = g.shape[:-2], self.needs_input_grad
+        if self.columns is not None:  # 2-D: each gradient in its operand's layout
+            a_columns, b_columns = self.columns
+            ga = gb = None
+            if need_a:  # g @ b^T, or (b @ g^T)^T, which BLAS writes column-major
+                ga = _swap_last(k, k.matmul(b, _swap_last(k, g))) if a_columns else \
+                    k.matmul(g, _swap_last(k, b))
+            if need_b:  # a^T @ g, or (g^T @ a)^T
+                gb = _swap_last(k, k.matmul(_swap_last(k, g), a)) if b_columns else \
+                    k.matmul(_swap_last(k, a), g)
+            return ga, gb
         ga = gb = None
         if need_a:
             ga = sum_to_shape(k, k.matmul(g, k.expand(
