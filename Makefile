@@ -9,12 +9,17 @@ STAMP  := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cuda,plots,graphs]'
-	# Compile the demo's kernels into Numba's cache on both cores (tools/warmup.py), so that
-	# `make demo` starts training at once; it never fails the install.
-	-$(BIN)/python tools/warmup.py --quiet
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Before the first demo: compile the demo's kernels into Numba's cache on both cores
+# (tools/warmup.py), so that it starts training at once; it never fails. (make test skips it:
+# its two workers compile in parallel anyway.)
+WARM := $(VENV)/.warm
+$(WARM): $(STAMP)
+	-$(BIN)/python tools/warmup.py --quiet
+	touch $(WARM)
+
+demo: $(WARM)
 	$(BIN)/python demos/train_cifar10.py
 
 # The CUDA tests run on Numba's CUDA simulator here (tests/conftest.py turns it on). One worker

@@ -259,9 +259,11 @@ def test_max_over_an_empty_dim_is_an_index_error_as_in_torch():
 PADS = [(1, 2), (0, 3), (2, 0, 1, 1), (1, 1, 0, 2, 1, 0), (-1, 2), (1, -1, -1, 2)]
 
 
-@device_param
+# Every pad on the CPU; on CUDA (the simulator runs one Python thread per GPU thread) the
+# three-dim pad and the one with negative widths, which between them reach every code path.
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
-@pytest.mark.parametrize("pad", PADS)
+@pytest.mark.parametrize("device, pad",
+                         [("cpu", p) for p in PADS] + [("cuda", PADS[3]), ("cuda", PADS[5])])
 def test_f_pad_matches_torch(device, mode, pad):
     # (N, C) and the padded dims: the batched shapes torch accepts for every mode
     data = np.random.default_rng(2).standard_normal((2, 3) + (4, 5, 3)[:len(pad) // 2])
