@@ -25,7 +25,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # On Numba's CUDA simulator every GPU thread is a Python thread, so one hypothesis example of a
 # CUDA test costs what dozens of CPU examples do. In the default profile a test's CUDA case runs
-# two thirds of its examples (its CPU case keeps them all); on a real GPU and under `thorough`,
+# half of its examples (its CPU case keeps them all); on a real GPU and under `thorough`,
 # all of them. Hypothesis binds a test's settings when it is decorated, so the CUDA case swaps
 # them for its run (a no-op if a hypothesis version names that attribute otherwise).
 _SIMULATED = not os.environ.get("TINYGRAD_LITE_REAL_GPU") and \
@@ -41,7 +41,7 @@ def _fewer_examples_on_the_simulator(request):
         yield
         return
     test._hypothesis_internal_use_settings = settings(
-        bound, max_examples=max(1, bound.max_examples * 2 // 3))
+        bound, max_examples=max(1, bound.max_examples // 2))
     try:
         yield
     finally:
