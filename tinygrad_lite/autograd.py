@@ -132,10 +132,13 @@ class Function:
 
     SAVES lists the inputs whose values backward reads, SAVES_OUTPUT whether it reads its
     output(s); both feed the in-place check. VIEW marks ops whose outputs may share storage with
-    input 0 (on the CPU), so they share its version counter."""
+    input 0 (on the CPU), so they share its version counter. NON_DIFFERENTIABLE_OUTPUTS lists
+    the outputs that carry no gradient (integer results such as max pooling's argmax): they
+    never require grad, have no grad_fn, and backward receives None for them."""
     SAVES = ()
     SAVES_OUTPUT = False
     VIEW = False
+    NON_DIFFERENTIABLE_OUTPUTS = ()
     released = False  # set by release(): the saved values are gone, the structure stays
 
     @classmethod
@@ -164,7 +167,9 @@ class Function:
         else:
             out = fn.forward(*[t.array for t in inputs], **params)
         if out.__class__ is tuple:
-            outputs = tuple([_make_tensor(a, device, track) for a in out])
+            constant = cls.NON_DIFFERENTIABLE_OUTPUTS
+            outputs = tuple([_make_tensor(a, device, track and i not in constant)
+                             for i, a in enumerate(out)])
         else:
             outputs = (_make_tensor(out, device, track),)
         if cls.VIEW:
@@ -276,7 +281,8 @@ def record(fn, inputs, outputs):
         fn.saved_versions = ()
     i = 0
     for t in outputs:
-        t._ctx, t._output_index = fn, i
+        if t._requires_grad:  # not a NON_DIFFERENTIABLE_OUTPUTS one
+            t._ctx, t._output_index = fn, i
         i += 1
 
 
@@ -496,7 +502,8 @@ def _walk(root, grad, retain_graph, anomaly):
                 _anomaly_backward(fn, grads, lambda i, fn=fn: f"the gradient reaching output "
                                   f"{i} of {fn.name()} (summed over its readers, after hooks)")
             for i, (shape, dtype, device) in enumerate(fn.output_meta):
-                if grads[i] is None:  # an output nobody used: its gradient is zero
+                if grads[i] is None and i not in fn.NON_DIFFERENTIABLE_OUTPUTS:
+                    # an output nobody used: its gradient is zero
                     grads[i] = device.backend.full(shape, 0, dtype)
             input_grads = fn.backward(*grads)
             if anomaly:

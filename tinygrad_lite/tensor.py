@@ -96,6 +96,21 @@ class Tensor:
         """How many times this tensor's storage was written in place."""
         return self._version.value
 
+    def _write(self, fill=None, *others, storage=None):
+        """The one path by which the package writes tensors' storage outside the graph
+        (in-place ops, optimiser steps, L-BFGS, running statistics, accumulated gradients,
+        Module.to): fill(array, *others' arrays) writes into this tensor's storage and the
+        others' (its result is ignored), or `storage` replaces this one's (a move to another
+        dtype or device). Each version then goes up once, so a graph that saved the old values
+        raises instead of differentiating the new ones."""
+        if storage is not None:
+            self.array = storage
+        else:
+            fill(self.array, *(t.array for t in others))
+        for t in (self,) + others:
+            t._version.value += 1
+        return self
+
     def numel(self):
         return self.size
 
@@ -203,8 +218,7 @@ class Tensor:
             self.grad = Tensor._wrap(g if owned else k.elementwise(S.COPY, (g,), g.dtype),
                                      self.device, False)
         elif self._grad_writable(grad):
-            k.elementwise(S.ADD, (grad.array, g), grad.dtype, out=grad.array)
-            grad._version.value += 1
+            grad._write(lambda a: k.elementwise(S.ADD, (a, g), grad.dtype, out=a))
         else:  # a .grad the user assigned that cannot hold the sum in place: a new one
             self.grad = Tensor._wrap(k.elementwise(S.ADD, (grad.array, g), g.dtype),
                                      self.device, False)

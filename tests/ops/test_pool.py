@@ -562,3 +562,18 @@ def test_fractional_pool_is_reproducible_under_manual_seed():
 def test_errors_name_the_op_and_what_it_got(call, error, message):
     with pytest.raises(error, match=message):
         call(tensor(np.zeros((2, 3, 4, 4))))
+
+
+def test_max_pool_argmax_is_a_second_output_that_carries_no_gradient():
+    """The argmax comes out of the same Function as the values, as an integer output that never
+    requires grad and has no grad_fn (PyTorch's non-differentiable output); backward through
+    the values sends each window's gradient to its argmax."""
+    x = tl.tensor(np.arange(16.0).reshape(1, 1, 4, 4)[..., ::-1].copy(), requires_grad=True)
+    out, idx = F.max_pool2d(x, 2, return_indices=True)
+    assert type(out.grad_fn).__name__ == "Pool2d" and out.requires_grad
+    assert not idx.requires_grad and idx.grad_fn is None and idx.dtype == tl.int64
+    np.testing.assert_array_equal(idx.numpy(), [[[[4, 6], [12, 14]]]])
+    (out * tl.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])).sum().backward()
+    expected = np.zeros(16)
+    expected[[4, 6, 12, 14]] = [1, 2, 3, 4]
+    np.testing.assert_array_equal(x.grad.numpy().reshape(-1), expected)

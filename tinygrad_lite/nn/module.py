@@ -284,8 +284,8 @@ class Module:
     def _move(t, device, dtype):
         moved = t.to(device, dtype)
         if moved.array is not t.array:
-            t.array, t.device = moved.array, moved.device
-            t._version.value += 1
+            t._write(storage=moved.array)
+            t.device = moved.device
         if t.grad is not None:
             t.grad = t.grad.to(device, dtype)
 

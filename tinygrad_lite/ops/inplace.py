@@ -61,8 +61,7 @@ def update(t, name, compute, *others, overwrite=False):
                         f"a {t.dtype} tensor in place")
     if tracking and overwrite:
         result = Replace.apply(source, result)
-    t.device.backend.elementwise(S.COPY, (result.array,), t.dtype, out=t.array)
-    t._version.value += 1
+    t._write(lambda a: t.device.backend.elementwise(S.COPY, (result.array,), t.dtype, out=a))
     if tracking:
         t._ctx, t._output_index, t._requires_grad = result._ctx, result._output_index, True
     return t
@@ -74,9 +73,8 @@ def arithmetic(t, fn, other, name):
     _check_writable(t, name)
     if (not is_grad_enabled() or not (t._requires_grad or other._requires_grad)) and \
             other.dtype == t.dtype and broadcast_shape(name, t.shape, other.shape) == t.shape:
-        t.device.backend.elementwise(_DIRECT[fn], (t.array, other.array), t.dtype, out=t.array)
-        t._version.value += 1
-        return t
+        return t._write(lambda a: t.device.backend.elementwise(
+            _DIRECT[fn], (a, other.array), t.dtype, out=a))
     return update(t, name, lambda x, o: E.binary(fn, x, o), other)
 
 

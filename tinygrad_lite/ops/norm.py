@@ -17,6 +17,7 @@ group means vanish from dx, and the op is the per-channel linear map x * scale +
 Running statistics are updated in place, outside any graph, with the unbiased batch variance;
 normalisation uses the biased one, as PyTorch does."""
 from math import prod
+from typing import NamedTuple
 
 from .. import dtype as dt
 from .. import ops
@@ -25,16 +26,26 @@ from ..autograd import Function
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 
 
+class Grouping(NamedTuple):
+    """How a norm groups its input: the logical `view` of x ((N, C, *S); layer norm's (A, D)),
+    whether statistics are per sample, how many consecutive channels share them, eps, and
+    whether a ReLU follows (batch norm's fused activation)."""
+    view: tuple
+    per_sample: bool
+    group_size: int
+    eps: float
+    relu: bool = False
+
+
 class _Norm(Function):
     """y = norm(x) * weight + bias over the kernels' (N, C, *S) description. Inputs: x, then
-    weight and bias when given (`affine` says which). Params: the logical `view` of x
-    ((N, C, *S); layer norm's (A, D)), per_sample, group_size, eps, relu, `stats` (mean, rstd)
-    when the statistics are constants, else None (computed here from x), and `running`
-    (running_mean, running_var, momentum) to update in training."""
+    weight and bias when given (`affine` says which). `grouping`: a Grouping. `stats`: (mean,
+    rstd) when the statistics are constants, else None (computed here from x). `running`:
+    (running_mean, running_var, momentum) to update in place with the batch statistics."""
 
-    def forward(self, x, *params, affine, view, per_sample, group_size, eps, relu, stats,
-                running):
+    def forward(self, x, *params, affine, grouping, stats=None, running=None):
         k = self.k
+        view, per_sample, group_size, eps, relu = grouping
         self.SAVES = tuple(range(1 + len(params)))  # backward reads x, weight and bias
         self.shape, self.view = x.shape, view
         params = iter(params)
@@ -53,7 +64,8 @@ class _Norm(Function):
             if running is not None:
                 running_mean, running_var, momentum = running
                 count = prod(view) // mean.size
-                k.norm_update_running(running_mean, running_var, mean, var, momentum, count)
+                running_mean._write(lambda m, v: k.norm_update_running(
+                    m, v, mean, var, momentum, count), running_var)
         else:
             mean, rstd = stats
         self.saved = (xv, weight, bias, mean, rstd)
@@ -128,21 +140,15 @@ def _check_eps(name, eps):
     return float(eps)
 
 
-def _apply(cls, x, weight, bias, **params):
+def _apply(cls, x, weight, bias, grouping, stats=None, running=None):
     affine = (weight is not None, bias is not None)
     inputs = [t for t in (x, weight, bias) if t is not None]
-    return cls.apply(*inputs, affine=affine, **params)
+    return cls.apply(*inputs, affine=affine, grouping=grouping, stats=stats, running=running)
 
 
 def _running_stats(x, running_mean, running_var, eps):
     """(mean, rstd) arrays on x's device from running statistics."""
     return x.device.backend.norm_running_stats(running_mean.array, running_var.array, eps)
-
-
-def _bump(*tensors):
-    """Running statistics were written in place: bump their version counters."""
-    for t in tensors:
-        t._version.value += 1
 
 
 # ----- the functions -----
@@ -180,17 +186,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if (running_mean is None) != (running_var is None):
             raise ValueError(f"{name}: give both running_mean and running_var, or neither")
         if running_mean is not None:
-            running = (running_mean.array, running_var.array, float(momentum))
+            running = (running_mean, running_var, float(momentum))
     else:
         if running_mean is None or running_var is None:
             raise ValueError(f"{name}: running_mean and running_var are required when "
                              "training=False (evaluation uses the running statistics)")
         stats = _running_stats(input, running_mean, running_var, eps)
-    out = _apply(BatchNorm, input, weight, bias, view=view, per_sample=False, group_size=1,
-                 eps=eps, relu=activation == "relu", stats=stats, running=running)
-    if running is not None:
-        _bump(running_mean, running_var)
-    return out
+    return _apply(BatchNorm, input, weight, bias, Grouping(view, False, 1, eps,
+                                                           activation == "relu"),
+                  stats=stats, running=running)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -208,8 +212,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         _check_vector(name, what, t, shape, input)
     D = prod(shape)
     view = (input.size // D, D)
-    return _apply(LayerNorm, input, weight, bias, view=view, per_sample=True, group_size=D,
-                  eps=_check_eps(name, eps), relu=False, stats=None, running=None)
+    return _apply(LayerNorm, input, weight, bias, Grouping(view, True, D, _check_eps(name, eps)))
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
@@ -225,9 +228,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
                          f"{input.shape})")
     for what, t in (("weight", weight), ("bias", bias)):
         _check_vector(name, what, t, (C,), input)
-    return _apply(GroupNorm, input, weight, bias, view=tuple(input.shape), per_sample=True,
-                  group_size=C // num_groups, eps=_check_eps(name, eps), relu=False,
-                  stats=None, running=None)
+    return _apply(GroupNorm, input, weight, bias,
+                  Grouping(tuple(input.shape), True, C // num_groups, _check_eps(name, eps)))
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
@@ -244,18 +246,13 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         if running_mean is None or running_var is None:
             raise ValueError(f"{name}: running_mean and running_var are required when "
                              "use_input_stats=False")
-        return _apply(InstanceNorm, input, weight, bias, view=view, per_sample=False,
-                      group_size=1, eps=eps, relu=False,
-                      stats=_running_stats(input, running_mean, running_var, eps), running=None)
+        return _apply(InstanceNorm, input, weight, bias, Grouping(view, False, 1, eps),
+                      stats=_running_stats(input, running_mean, running_var, eps))
     if input.size // (input.shape[0] * C) <= 1:
         raise ValueError(f"{name}: expected more than 1 spatial element when training, got "
                          f"input size {input.shape}")
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{name}: give both running_mean and running_var, or neither")
-    running = None if running_mean is None else (running_mean.array, running_var.array,
-                                                 float(momentum))
-    out = _apply(InstanceNorm, input, weight, bias, view=view, per_sample=True, group_size=1,
-                 eps=eps, relu=False, stats=None, running=running)
-    if running is not None:
-        _bump(running_mean, running_var)
-    return out
+    running = None if running_mean is None else (running_mean, running_var, float(momentum))
+    return _apply(InstanceNorm, input, weight, bias, Grouping(view, True, 1, eps),
+                  running=running)

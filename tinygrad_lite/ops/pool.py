@@ -41,18 +41,18 @@ _NO_SCALE = np.ones((1, 1))  # max pooling reads no divisor
 class Pool2d(Function):
     """out = max or mean of each window of a 4-D input; backward scatters the gradient to each
     window's argmax (max) or spreads it over the window times the divisor's inverse (mean).
-    `indices`, when a list, receives the argmax array (return_indices)."""
+    Max pooling returns (out, argmax): the argmax is a second, integer output that carries no
+    gradient (what return_indices hands out)."""
+    NON_DIFFERENTIABLE_OUTPUTS = (1,)
 
-    def forward(self, x, windows, is_max, channels_last, indices=None):
+    def forward(self, x, windows, is_max, channels_last):
         out, argmax = self.k.pool2d(x, windows, is_max, channels_last)
-        if indices is not None:
-            indices.append(argmax)
         if self.needs_input_grad[0]:
             self.input_shape, self.argmax, self.windows = tuple(x.shape), argmax, windows
             self.is_max, self.channels_last = is_max, channels_last
-        return out
+        return (out, argmax) if is_max else out
 
-    def backward(self, g):
+    def backward(self, g, _argmax_grad=None):
         return (self.k.pool2d_backward(g, self.input_shape, self.argmax, self.windows,
                                        self.is_max, self.channels_last),)
 
@@ -204,10 +204,8 @@ def _pool(x, windows, is_max, return_indices):
         x = x.reshape((1,) + x.shape)
     array = x.array
     channels_last = _channels_innermost(array.shape, array.strides)
-    indices = [] if return_indices else None
-    out = Pool2d.apply(x, windows=windows, is_max=is_max, channels_last=channels_last,
-                       indices=indices)
-    idx = None if indices is None else ops.Tensor._wrap(indices[0], x.device, False)
+    out = Pool2d.apply(x, windows=windows, is_max=is_max, channels_last=channels_last)
+    out, idx = out if is_max else (out, None)
     if unbatched:
         out = out.reshape(out.shape[1:])
         idx = None if idx is None else idx.reshape(idx.shape[1:])

@@ -150,8 +150,7 @@ class LBFGS(Optimizer):
         for p in self._params:
             k = p.device.backend
             new = k.from_numpy(x[offset:offset + p.size].reshape(p.shape).astype(p.dtype))
-            k.elementwise(S.COPY, (new,), p.dtype, out=p.array)
-            p._version.value += 1
+            p._write(lambda a: k.elementwise(S.COPY, (new,), p.dtype, out=a))
             offset += p.size
 
     def _evaluate(self, closure):

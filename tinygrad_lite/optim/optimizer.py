@@ -143,8 +143,7 @@ class Optimizer:
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = {}
-                self._update(p, grad, group, state)
-                p._version.value += 1
+                p._write(lambda _: self._update(p, grad, group, state))
         return loss
 
     def _check_grad(self, p):
