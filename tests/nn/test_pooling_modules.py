@@ -105,8 +105,8 @@ def test_pooling_in_a_model_backpropagates():
 
 @pytest.mark.parametrize("build, message", [
     (lambda: nn.MaxPool2d(2, padding=2), "MaxPool2d: padding should be at most half"),
-    (lambda: nn.MaxPool2d(0), "MaxPool2d: kernel_size must be >= 1"),
-    (lambda: nn.AvgPool2d(2, stride=(1, 0)), "AvgPool2d: stride must be >= 1"),
+    (lambda: nn.MaxPool2d(0), "MaxPool2d: kernel_size must be an int >= 1"),
+    (lambda: nn.AvgPool2d(2, stride=(1, 0)), "AvgPool2d: stride must be an int >= 1"),
     (lambda: nn.AdaptiveAvgPool2d((2, 0)), "AdaptiveAvgPool2d: output_size must be"),
     (lambda: nn.AdaptiveMaxPool2d("2"), "AdaptiveMaxPool2d: output_size must be"),
     (lambda: nn.FractionalMaxPool2d(2), "FractionalMaxPool2d: give exactly one of"),
@@ -127,7 +127,7 @@ def test_bad_arguments_are_refused_when_built(build, message):
      "FractionalMaxPool2d: output height 5 with kernel size 2 needs an input height of at "
      "least 6"),
     (nn.FractionalMaxPool2d(2, output_size=4).eval(), _x(3, 6, 6).long(),
-     "FractionalMaxPool2d: expected a float32 or float64 tensor")])
+     "FractionalMaxPool2d: expected a float32 or float64 input")])
 def test_bad_inputs_are_refused_naming_the_layer(module, x, message):
     with pytest.raises((ValueError, TypeError), match=message):
         module(x)

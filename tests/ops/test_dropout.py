@@ -300,9 +300,9 @@ def test_drop_connect_shape_errors():
 
 
 def test_non_tensors_and_integer_tensors_raise_type_errors():
-    with pytest.raises(TypeError, match=r"^dropout: expected a Tensor, got list"):
+    with pytest.raises(TypeError, match=r"^dropout: expected input to be a Tensor, got list"):
         D.dropout([1.0, 2.0])
-    with pytest.raises(TypeError, match=r"^dropout2d: expected a float32 or float64"):
+    with pytest.raises(TypeError, match=r"^dropout2d: expected a float32 or float64 input"):
         D.dropout2d(tl.zeros(1, 1, 1, 1, dtype=tl.int64))
     with pytest.raises(TypeError, match=r"^stochastic_depth: expected a float32 or float64"):
         D.stochastic_depth(tl.zeros(2, dtype=tl.int64), 0.5, "row")

@@ -4,6 +4,7 @@ import numbers
 
 from .. import creation
 from ..ops import conv as C
+from ..ops.checks import pair
 from . import init
 from .module import Module, Parameter
 
@@ -42,9 +43,9 @@ class Conv2d(Module):
         if padding_mode != "zeros":
             raise ValueError(f"{name}: only padding_mode='zeros' is supported, got "
                              f"{padding_mode!r}")
-        self.kernel_size = C._pair(name, "kernel_size", kernel_size, 1)
-        self.stride = C._pair(name, "stride", stride, 1)
-        self.dilation = C._pair(name, "dilation", dilation, 1)
+        self.kernel_size = pair(name, "kernel_size", kernel_size, 1)
+        self.stride = pair(name, "stride", stride, 1)
+        self.dilation = pair(name, "dilation", dilation, 1)
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
                 raise ValueError(f"{name}: padding must be 'valid', 'same', an int or a pair, "
@@ -54,7 +55,7 @@ class Conv2d(Module):
                                  f"{self.stride}")
             self.padding = padding
         else:
-            self.padding = C._pair(name, "padding", padding, 0)
+            self.padding = pair(name, "padding", padding, 0)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.padding_mode = padding_mode
         self.weight = Parameter(creation.zeros(out_channels, in_channels // groups,

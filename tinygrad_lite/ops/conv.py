@@ -14,10 +14,9 @@ and the output size. On the CPU the output is an NCHW view over NHWC memory (see
 """
 import numbers
 
-from .. import dtype as dt
-from .. import ops
 from ..autograd import Function
 from ..kernels import scalar as S
+from .checks import float_tensor, pair
 
 __all__ = ["conv2d"]
 
@@ -44,23 +43,6 @@ class Conv2d(Function):
         return gx, gw, gb
 
 
-def _pair(name, what, value, minimum):
-    """An int >= minimum, or a pair of them, as a pair of ints."""
-    pair = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                 and v >= minimum for v in pair):
-        raise ValueError(f"{name}: {what} must be an int >= {minimum} or a pair of them, "
-                         f"got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _check_tensor(name, what, t):
-    if not isinstance(t, ops.Tensor):
-        raise TypeError(f"{name}: expected {what} to be a Tensor, got {type(t).__name__}")
-    if not dt.is_float(t.dtype):
-        raise TypeError(f"{name}: expected a float32 or float64 {what}, got {t.dtype}")
-
-
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of input (N, C, H, W) or unbatched (C, H, W) with weight
     (O, C/groups, kh, kw), plus bias (O,); PyTorch's torch.nn.functional.conv2d.
@@ -76,10 +58,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         (8, 16, 32, 32)
     """
     name = "conv2d"
-    _check_tensor(name, "input", input)
-    _check_tensor(name, "weight", weight)
+    float_tensor(name, "input", input)
+    float_tensor(name, "weight", weight)
     if bias is not None:
-        _check_tensor(name, "bias", bias)
+        float_tensor(name, "bias", bias)
     if weight.ndim != 4:
         raise ValueError(f"{name}: expected a 4-D weight (out_channels, in_channels/groups, "
                          f"kH, kW), got shape {weight.shape}")
@@ -105,8 +87,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"{name}: out_channels ({O}) must be divisible by groups ({groups})")
     if bias is not None and bias.shape != (O,):
         raise ValueError(f"{name}: expected bias of shape ({O},), got {bias.shape}")
-    stride = _pair(name, "stride", stride, 1)
-    dilation = _pair(name, "dilation", dilation, 1)
+    stride = pair(name, "stride", stride, 1)
+    dilation = pair(name, "dilation", dilation, 1)
     extent = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)  # dilated kernel size
     if isinstance(padding, str):
         if padding == "valid":
@@ -120,7 +102,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             raise ValueError(f"{name}: padding must be 'valid', 'same', an int or a pair, got "
                              f"{padding!r}")
     else:
-        before = after = _pair(name, "padding", padding, 0)
+        before = after = pair(name, "padding", padding, 0)
     H, W = input.shape[-2:]
     padded = (H + before[0] + after[0], W + before[1] + after[1])
     if padded[0] < extent[0] or padded[1] < extent[1]:

@@ -14,22 +14,14 @@ import numbers
 
 import numpy as np
 
-from .. import dtype as dt
-from .. import ops
 from .. import random
+from .checks import float_tensor
 
 
 def _check_p(name, p):
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{name}: dropout probability p must be a number in [0, 1], got {p!r}")
     return float(p)
-
-
-def _check_x(name, x):
-    if not isinstance(x, ops.Tensor):
-        raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
-    if not dt.is_float(x.dtype):
-        raise TypeError(f"{name}: expected a float32 or float64 tensor, got {x.dtype}")
 
 
 def _apply_mask(x, p, mask_shape):
@@ -51,7 +43,7 @@ def dropout(x, p=0.5, training=True):
     (inverted dropout: the expectation of every element is unchanged). p = 1 gives zeros;
     with training=False or p = 0 the input itself is returned."""
     p = _check_p("dropout", p)
-    _check_x("dropout", x)
+    float_tensor("dropout", "input", x)
     if not training or p == 0.0:
         return x
     return _apply_mask(x, p, x.shape)
@@ -62,7 +54,7 @@ def dropout2d(x, p=0.5, training=True):
     map is zeroed with probability p, the rest scaled by 1 / (1 - p) (Tompson et al.:
     neighbouring pixels are correlated, so element-wise dropout barely regularises a conv)."""
     p = _check_p("dropout2d", p)
-    _check_x("dropout2d", x)
+    float_tensor("dropout2d", "input", x)
     if x.ndim not in (3, 4):
         raise ValueError(f"dropout2d: expected a 4-D input (N, C, H, W) or a 3-D input "
                          f"(C, H, W), got shape {x.shape}")
@@ -77,8 +69,8 @@ def drop_connect(x, weight, bias=None, p=0.5, training=True):
     2013: drop connections, not activations; the bias is kept). One mask per call, shared by
     the whole batch; with training=False (or p = 0) it is F.linear(x, weight, bias)."""
     p = _check_p("drop_connect", p)
-    _check_x("drop_connect", x)
-    _check_x("drop_connect", weight)
+    float_tensor("drop_connect", "input", x)
+    float_tensor("drop_connect", "weight", weight)
     if weight.ndim != 2:
         raise ValueError(f"drop_connect: expected a 2-D weight (out_features, in_features), "
                          f"got shape {weight.shape}")
@@ -99,7 +91,7 @@ def stochastic_depth(x, p, mode, training=True):
     p = _check_p("stochastic_depth", p)
     if mode not in ("row", "batch"):
         raise ValueError(f"stochastic_depth: mode must be 'row' or 'batch', got {mode!r}")
-    _check_x("stochastic_depth", x)
+    float_tensor("stochastic_depth", "input", x)
     if mode == "row" and x.ndim == 0:
         raise ValueError("stochastic_depth: mode 'row' needs an input with a batch dim "
                          "(dim 0), got a 0-d tensor")

@@ -18,6 +18,7 @@ from .. import ops
 from ..autograd import Function
 from ..kernels import scalar as S
 from .reduce import _shifted_exp
+from .checks import float_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -176,14 +177,6 @@ class NLLLoss(_TargetLoss):
 
 
 # ----- argument checks -----
-def _float_input(name, what, x):
-    if not isinstance(x, ops.Tensor):
-        raise TypeError(f"{name}: expected {what} to be a Tensor, got {type(x).__name__}")
-    if not dt.is_float(x.dtype):
-        raise TypeError(f"{name}: expected {what} to be a float tensor, got {x.dtype}")
-    return x
-
-
 def _same_device(name, ref, x, what):
     if x.device != ref.device:
         raise RuntimeError(f"{name}: expected {what} on {ref.device} (the input's device), got "
@@ -279,7 +272,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """
     name = "cross_entropy"
     check_reduction(name, reduction)
-    x, unbatched = _batched(name, _float_input(name, "input", input))
+    x, unbatched = _batched(name, float_tensor(name, "input", input))
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
     w = _class_weight(name, x, weight, x.shape[1])
@@ -319,7 +312,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """
     name = "nll_loss"
     check_reduction(name, reduction)
-    x, unbatched = _batched(name, _float_input(name, "input", input))
+    x, unbatched = _batched(name, float_tensor(name, "input", input))
     w = _class_weight(name, x, weight, x.shape[1])
     t = target.reshape(1) if unbatched and isinstance(target, ops.Tensor) and \
         target.ndim == 0 else target
@@ -329,9 +322,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return _unbatch(out, unbatched, reduction)
 
 
-def _pair(name, input, target):
+def _input_and_target(name, input, target):
     """input and target as float tensors of one shape, dtype and device."""
-    input = _float_input(name, "input", input)
+    input = float_tensor(name, "input", input)
     target = _as_float_like(name, input, target, "target")
     if target.shape != input.shape:
         raise ValueError(f"{name}: target has shape {target.shape}, expected {input.shape} "
@@ -349,7 +342,7 @@ def mse_loss(input, target, reduction="mean"):
     >>> mse_loss(tl.tensor([1.0, 2.0]), tl.tensor([0.0, 0.0]))  # 2.5
     """
     check_reduction("mse_loss", reduction)
-    input, target = _pair("mse_loss", input, target)
+    input, target = _input_and_target("mse_loss", input, target)
     d = input - target
     return _reduced(d * d, reduction)
 
@@ -360,7 +353,7 @@ def l1_loss(input, target, reduction="mean"):
     >>> l1_loss(tl.tensor([1.0, -2.0]), tl.tensor([0.0, 0.0]))  # 1.5
     """
     check_reduction("l1_loss", reduction)
-    input, target = _pair("l1_loss", input, target)
+    input, target = _input_and_target("l1_loss", input, target)
     return _reduced((input - target).abs(), reduction)
 
 
@@ -382,7 +375,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     check_reduction(name, reduction)
     if not beta >= 0:
         raise ValueError(f"{name}: beta must be non-negative, got {beta}")
-    input, target = _pair(name, input, target)
+    input, target = _input_and_target(name, input, target)
     a = (input - target).abs()
     return _reduced(a if beta == 0 else _quadratic_then_linear(a, beta) * (1.0 / beta),
                     reduction)
@@ -398,7 +391,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     check_reduction(name, reduction)
     if not delta > 0:
         raise ValueError(f"{name}: delta must be positive, got {delta}")
-    input, target = _pair(name, input, target)
+    input, target = _input_and_target(name, input, target)
     return _reduced(_quadratic_then_linear((input - target).abs(), delta), reduction)
 
 
@@ -426,7 +419,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
     """
     name = "binary_cross_entropy_with_logits"
     check_reduction(name, reduction)
-    x, y = _pair(name, input, target)
+    x, y = _input_and_target(name, input, target)
     if pos_weight is not None:
         pos_weight = _as_float_like(name, x, pos_weight, "pos_weight")
         _broadcasts_to(name, "pos_weight", pos_weight, x.shape)
@@ -460,7 +453,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
     check_reduction(name, reduction)
     if p not in (1, 2):
         raise ValueError(f"{name}: only p = 1 and p = 2 are supported, got {p}")
-    x = _float_input(name, "input", input)
+    x = float_tensor(name, "input", input)
     if x.ndim not in (1, 2):
         raise ValueError(f"{name}: input has shape {x.shape}, expected (C,) or (N, C)")
     x, unbatched = _batched(name, x)

@@ -19,9 +19,9 @@ normalisation uses the biased one, as PyTorch does."""
 from math import prod
 from typing import NamedTuple
 
-from .. import dtype as dt
 from .. import ops
 from ..autograd import Function
+from .checks import float_tensor
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 
@@ -105,10 +105,7 @@ class InstanceNorm(_Norm):
 
 # ----- argument checks -----
 def _check_input(name, x, min_dims):
-    if not isinstance(x, ops.Tensor):
-        raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
-    if not dt.is_float(x.dtype):
-        raise TypeError(f"{name}: expected a float32 or float64 input, got {x.dtype}")
+    float_tensor(name, "input", x)
     if x.ndim < min_dims:
         raise ValueError(f"{name}: expected an input with at least {min_dims} dims, got shape "
                          f"{x.shape}")

@@ -26,11 +26,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import dtype as dt
 from .. import ops
 from .. import random
 from ..autograd import Function
 from ..kernels.plan import memory_order
+from .checks import float_tensor, pair
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
            "fractional_max_pool2d"]
@@ -58,25 +58,14 @@ class Pool2d(Function):
 
 
 # ----- argument checks -----
-def _pair(name, what, value, minimum):
-    """An int or a pair of ints, each >= minimum, as a pair."""
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
-                             for v in pair):
-        raise TypeError(f"{name}: {what} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in pair):
-        raise ValueError(f"{name}: {what} must be >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def check_pool_args(name, kernel_size, stride, padding, dilation=1):
     """(kernel, stride, padding, dilation) as pairs; stride None (or empty) means kernel_size.
     Padding may be at most half the kernel, as in PyTorch."""
-    k = _pair(name, "kernel_size", kernel_size, 1)
+    k = pair(name, "kernel_size", kernel_size, 1)
     s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else \
-        _pair(name, "stride", stride, 1)
-    p = _pair(name, "padding", padding, 0)
-    d = _pair(name, "dilation", dilation, 1)
+        pair(name, "stride", stride, 1)
+    p = pair(name, "padding", padding, 0)
+    d = pair(name, "dilation", dilation, 1)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{name}: padding should be at most half of the kernel size, got "
                          f"padding {p} for kernel_size {k}")
@@ -97,12 +86,12 @@ def check_output_size(name, output_size):
 def check_fractional_args(name, kernel_size, output_size, output_ratio):
     """(kernel pair, output_size pair or None, output_ratio pair or None): exactly one of
     output_size and output_ratio, each ratio in (0, 1)."""
-    k = _pair(name, "kernel_size", kernel_size, 1)
+    k = pair(name, "kernel_size", kernel_size, 1)
     if (output_size is None) == (output_ratio is None):
         raise ValueError(f"{name}: give exactly one of output_size and output_ratio, got "
                          f"output_size={output_size!r} and output_ratio={output_ratio!r}")
     if output_size is not None:
-        return k, _pair(name, "output_size", output_size, 1), None
+        return k, pair(name, "output_size", output_size, 1), None
     ratio = tuple(output_ratio) if isinstance(output_ratio, (tuple, list)) else \
         (output_ratio, output_ratio)
     if len(ratio) != 2 or any(isinstance(r, bool) or not isinstance(r, numbers.Real) or
@@ -113,13 +102,10 @@ def check_fractional_args(name, kernel_size, output_size, output_ratio):
 
 
 def _check_input(name, x):
-    if not isinstance(x, ops.Tensor):
-        raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
+    float_tensor(name, "input", x)
     if x.ndim not in (3, 4):
         raise ValueError(f"{name}: expected 3-D or 4-D input, (C, H, W) or (N, C, H, W), "
                          f"got shape {x.shape}")
-    if not dt.is_float(x.dtype):
-        raise TypeError(f"{name}: expected a float32 or float64 tensor, got {x.dtype}")
     if 0 in x.shape[-3:]:
         raise ValueError(f"{name}: expected non-zero channels, height and width, got shape "
                          f"{x.shape}")
