@@ -84,3 +84,33 @@ def test_pool_mode_copies_are_separate(is_max):
     assert _pool._forward(10, is_max, True) is not _pool._forward(10, is_max, False)
     assert _pool._forward(10, True, True) is not _pool._forward(10, False, True)
     assert _pool._backward(10, True) is not _pool._backward(10, False)
+
+
+def test_every_cpu_kernel_releases_the_gil():
+    """Compute kernels run without the GIL (the DataLoader's threads keep working meanwhile):
+    every cached Numba dispatcher of the CPU kernel modules and the data kernels, and the
+    specialised copies, are compiled with nogil. Inlined math (cache off) is compiled into its
+    callers and does not count."""
+    import importlib
+    import pkgutil
+
+    from numba.core.dispatcher import Dispatcher
+
+    from tinygrad_lite.kernels import cpu
+    from tinygrad_lite.kernels.cpu import jit
+
+    modules = [importlib.import_module(f"tinygrad_lite.kernels.cpu.{m.name}")
+               for m in pkgutil.iter_modules(cpu.__path__)]
+    modules.append(importlib.import_module("tinygrad_lite.data.kernels"))
+    dispatchers = [(f"{m.__name__}.{name}", obj) for m in modules for name, obj in vars(m).items()
+                   if isinstance(obj, Dispatcher)
+                   and type(obj._cache).__name__ == "FunctionCache"]
+    assert len(dispatchers) >= 10  # the module-level ones; most kernels are specialised copies
+    holding = [name for name, d in dispatchers if not d.targetoptions.get("nogil")]
+    assert not holding, f"these kernels hold the GIL: {holding}"
+
+    def loop(x):
+        return x + 1
+
+    for parallel in (False, True):
+        assert jit.specialised(loop, parallel).targetoptions["nogil"]

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import prange
 
-kernel = numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+from ..kernels.cpu.jit import parallel_kernel as kernel
 
 
 @numba.njit(inline="always")

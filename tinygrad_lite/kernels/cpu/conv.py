@@ -38,7 +38,9 @@ forward's (memory over a little time). A 1x1, stride-1, unpadded conv needs no i
 way: the NHWC input (or output gradient) is its own cols matrix.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from .jit import parallel_kernel
 
 __all__ = ["conv2d", "conv2d_backward"]
 
@@ -52,7 +54,7 @@ COLS_BYTES = 32 << 20
 
 # Compiled parallel only (prange over output rows): a serial twin would double the cold
 # compile cost, and a conv is never small enough for the ~3 us thread wake-up to show.
-_jit = njit(cache=True, parallel=True, error_model="numpy")
+_jit = parallel_kernel
 
 
 @_jit

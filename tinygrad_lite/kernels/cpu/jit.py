@@ -1,6 +1,9 @@
-"""How CPU kernels are compiled: cached on disk, NumPy's error model (x/0 gives inf, not an
-exception), a serial and a parallel copy of each loop (small arrays skip the cost of waking
-threads), and copies specialised on constants such as the op code."""
+"""How CPU kernels are compiled, in one place: cached on disk, NumPy's error model (x/0 gives
+inf, not an exception), the GIL released while a kernel runs (the DataLoader's threads keep
+preparing batches meanwhile), a serial and a parallel copy of each loop (small arrays skip the
+cost of waking threads), and copies specialised on constants such as the op code. The
+tunables (parallel thresholds here, conv's chunk size in conv.py) sit next to the
+measurements that chose them."""
 import hashlib
 import pathlib
 import types
@@ -24,15 +27,26 @@ PARALLEL_MIN_SIZE = 1 << 15
 ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 21
 REDUCE_PARALLEL_MIN_SIZE = 1 << 21
 
-# Numba's cache checks only the timestamp of the file that defines a kernel, but the kernels
-# inline the math of kernels/scalar.py: a tag of that file's contents in every kernel's name
-# gives an edited scalar.py new cache entries instead of stale machine code.
-_SCALAR_TAG = hashlib.sha1(
-    (pathlib.Path(__file__).parent.parent / "scalar.py").read_bytes()).hexdigest()[:10]
+# Every CPU kernel's compile options. nogil: the kernels touch only arrays, so they need not
+# hold the GIL, and loader threads would otherwise stall behind every op.
+OPTIONS = dict(cache=True, error_model="numpy", nogil=True)
+# Math inlined into the kernels that call it (kernels/scalar.py, optim_math.py): not cached
+# on its own, it is compiled into its callers.
+INLINE = dict(inline="always", error_model="numpy")
 
-kernel = numba.njit(cache=True, error_model="numpy")
-# kernels/scalar.py's math, inlined into the kernels that call it
-SCALAR = scalar.compile_all(numba.njit(inline="always", error_model="numpy"))
+# Numba's cache checks only the timestamp of the file that defines a kernel (its key ignores
+# the compile options), but the kernels inline the math of kernels/scalar.py and take their
+# options from here: a tag of that file's contents and of OPTIONS in every specialised
+# kernel's name gives an edited scalar.py or changed options new cache entries instead of
+# stale machine code.
+_SCALAR_TAG = hashlib.sha1(
+    (pathlib.Path(__file__).parent.parent / "scalar.py").read_bytes()
+    + repr(sorted(OPTIONS.items())).encode()).hexdigest()[:10]
+
+kernel = numba.njit(**OPTIONS)
+# Compiled parallel only, for kernels never small enough for the thread wake-up to show.
+parallel_kernel = numba.njit(parallel=True, **OPTIONS)
+SCALAR = scalar.compile_all(numba.njit(**INLINE))
 
 
 def specialised(fn, parallel=False, options=None, helpers=None, **constants):
@@ -47,7 +61,7 @@ def specialised(fn, parallel=False, options=None, helpers=None, **constants):
     scope = dict(fn.__globals__, **constants, **(helpers or {}))
     copy = types.FunctionType(fn.__code__, scope, name, fn.__defaults__)
     copy.__qualname__, copy.__module__ = name, fn.__module__
-    return numba.njit(cache=True, parallel=parallel, error_model="numpy", **(options or {}))(copy)
+    return numba.njit(parallel=parallel, **OPTIONS, **(options or {}))(copy)
 
 
 def twin(fn, min_size=PARALLEL_MIN_SIZE, **options):

@@ -14,7 +14,7 @@ import numba
 from numba import prange
 
 from .. import optim_math
-from .jit import specialised, twin
+from .jit import INLINE, specialised, twin
 
 __all__ = ["sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "grad_norm_pow"]
 
@@ -23,7 +23,7 @@ __all__ = ["sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "grad_norm_p
 # jit.py's tag of scalar.py) gives an edited optim_math.py new cache entries, not stale code.
 _MATH_TAG = hashlib.sha1(pathlib.Path(optim_math.__file__).read_bytes()).hexdigest()[:10]
 
-_MATH = optim_math.compile_all(numba.njit(inline="always", error_model="numpy"))
+_MATH = optim_math.compile_all(numba.njit(**INLINE))
 _sgd_update, _adagrad_update, _rmsprop_update, _adam_update, _norm_pow_fold = (
     _MATH.sgd, _MATH.adagrad, _MATH.rmsprop, _MATH.adam, _MATH.norm_pow)
 
