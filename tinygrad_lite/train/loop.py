@@ -34,6 +34,7 @@ from .. import random
 from ..autograd import no_grad
 from ..device import get_device
 from ..nn import functional as F
+from ..nn.loss import CrossEntropyLoss
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from ..tensor import Tensor
 from .callbacks import Callback, History
@@ -164,13 +165,18 @@ class Trainer:
     the run after this epoch), has_validation, last_checkpoint (path of the last checkpoint
     this run wrote or resumed from, or None).
 
+    diagnose=True: at the end of fit (and when a NaN/Inf loss stops it) the curves are read by
+    train.diagnose (lr too high or low, bad init, over/underfitting, plateau...), the findings
+    printed and stored as `history.findings`; a cross-entropy run's initial loss is checked
+    against log(number of classes).
+
     >>> trainer = Trainer(model, opt, scheduler=sched, callbacks=[EarlyStopping("val_loss")])
     >>> history = trainer.fit(train_loader, epochs=10, val_loader=val_loader)
     """
 
     def __init__(self, model, optimizer, loss_fn=F.cross_entropy, scheduler=None,
                  scheduler_step=None, callbacks=(), device=None, progress=True,
-                 checkpoint_path=None, detect_anomaly=False):
+                 checkpoint_path=None, detect_anomaly=False, diagnose=False):
         scheduler_step = _resolve_scheduler_step(scheduler, scheduler_step)
         if isinstance(scheduler, ReduceLROnPlateau) and scheduler_step != "epoch":
             raise ValueError("fit: ReduceLROnPlateau reacts to an epoch's validation loss; "
@@ -187,6 +193,8 @@ class Trainer:
         self.callbacks, self.progress = callbacks, progress
         self.device = get_device(device) if device is not None else _model_device(model)
         self.checkpoint_path, self.detect_anomaly = checkpoint_path, bool(detect_anomaly)
+        self.diagnose = bool(diagnose)
+        self.num_classes = None  # the model's output width (dim 1) on class targets
         self.history = History()
         self.epoch, self.epochs_done, self.stop_training = -1, 0, False
         self.has_validation, self.train_loader, self.last_checkpoint = False, None, None
@@ -326,6 +334,34 @@ class Trainer:
             for cb in self.callbacks:
                 cb.reset()
         self._call("on_fit_start")
+        try:
+            self._run_epochs(train_loader, epochs, val_loader)
+        except NonFiniteLossError as err:
+            if self.diagnose:  # the NaN/Inf loss is not in the history: add it for diagnose
+                self._report_findings(failed_loss=err.loss)
+            raise
+        self._call("on_fit_end")
+        if self.diagnose:
+            self._report_findings()
+        return self.history
+
+    def _report_findings(self, failed_loss=None):
+        """Print train.diagnose's findings about this run's curves and store them as
+        history.findings."""
+        from .diagnose import diagnose, format_findings  # here: `diagnose` is also fit's flag
+        curves = self.history
+        if failed_loss is not None:
+            curves = {**self.history.epochs,
+                      "batches": {"loss": self.history.batches["loss"] + [failed_loss]}}
+        cross_entropy = self.loss_fn is F.cross_entropy or isinstance(self.loss_fn,
+                                                                       CrossEntropyLoss)
+        per_epoch = len(self.train_loader) if hasattr(self.train_loader, "__len__") else None
+        self.history.findings = diagnose(
+            curves, num_classes=self.num_classes if cross_entropy else None,
+            batches_per_epoch=per_epoch or None)
+        print(format_findings(self.history.findings))
+
+    def _run_epochs(self, train_loader, epochs, val_loader):
         while self.epochs_done < epochs and not self.stop_training:
             self.epoch = self.epochs_done
             logs = self._train_epoch(train_loader, epochs)
@@ -347,8 +383,6 @@ class Trainer:
                     f"{k} {v:.4g}" for k, v in logs.items()))
             if self.checkpoint_path is not None:
                 self.save(self.checkpoint_path)
-        self._call("on_fit_end")
-        return self.history
 
     def _diverged(self, loss_value, i, total, epochs):
         """The error that stops a run whose loss is not finite."""
@@ -404,6 +438,7 @@ class Trainer:
                 classified = False  # one batch without class targets: no accuracy this epoch
             else:
                 correct, predictions = correct + hits[0], predictions + hits[1]
+                self.num_classes = output.shape[1]
             self.history.log_batch(loss_value, lr)
             self._call("on_batch_end", i, {"loss": loss_value, "lr": lr})
             if self.progress:
@@ -423,7 +458,7 @@ class Trainer:
 
 def fit(model, train_loader, optimizer, loss_fn=F.cross_entropy, epochs=1, val_loader=None,
         scheduler=None, scheduler_step=None, callbacks=(), device=None, progress=True,
-        checkpoint_path=None, resume_from=None, detect_anomaly=False):
+        checkpoint_path=None, resume_from=None, detect_anomaly=False, diagnose=False):
     """Train `model` on `train_loader` (batches of (inputs, targets)) with `optimizer`;
     returns the History. A checkpoint is written to `checkpoint_path` (.npz) after every
     epoch; `resume_from` continues a run from one (the same model, optimiser, scheduler and
@@ -434,7 +469,9 @@ def fit(model, train_loader, optimizer, loss_fn=F.cross_entropy, epochs=1, val_l
     detect_anomaly: run every forward and backward pass under autograd's detect_anomaly()
     (slow; names the op that made a NaN). A NaN or Inf loss always stops the run with a
     NonFiniteLossError (epoch, batch, last finite loss, last checkpoint) before the optimizer
-    step. See Trainer.
+    step. diagnose: print what the curves show at the end (train.diagnose: lr too high or
+    low, bad init, over/underfitting, plateau, still improving) and keep it as
+    history.findings. See Trainer.
 
     >>> history = fit(model, train_loader, optim.SGD(model.parameters(), lr=0.1), epochs=5,
     ...               val_loader=val_loader, callbacks=[EarlyStopping("val_accuracy")])
@@ -442,5 +479,5 @@ def fit(model, train_loader, optimizer, loss_fn=F.cross_entropy, epochs=1, val_l
     trainer = Trainer(model, optimizer, loss_fn=loss_fn, scheduler=scheduler,
                       scheduler_step=scheduler_step, callbacks=callbacks, device=device,
                       progress=progress, checkpoint_path=checkpoint_path,
-                      detect_anomaly=detect_anomaly)
+                      detect_anomaly=detect_anomaly, diagnose=diagnose)
     return trainer.fit(train_loader, epochs, val_loader=val_loader, resume_from=resume_from)
