@@ -401,40 +401,11 @@ class Normalize(Transform):
         return out, y
 
 
-def tta_predict(model, x, flip=True, shift=0):
-    """Test-time augmentation: the model's softmax probabilities averaged over views of the
-    batch x ((N, C, H, W) Tensor): the image, with `shift` > 0 also its four corner crops and
-    centre crop of the image zero-padded by `shift` pixels (translations by +-shift), each
-    also mirrored when `flip` (ResNet's 10 crops). Runs the model in eval mode (dropout off,
-    batch norm on its running statistics) under no_grad, and puts it back in the mode it was
-    in, as train.evaluate does. Returns an (N, classes) Tensor on x's device."""
-    from .. import no_grad
-    from ..nn import functional as F
-    from ..tensor import Tensor
-    if not isinstance(x, Tensor) or x.ndim != 4:
-        raise TypeError(f"tta_predict: expected an (N, C, H, W) Tensor, got "
-                        f"{getattr(x, 'shape', type(x).__name__)}")
-    nhwc = np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1))
-    N = nhwc.shape[0]
-    offsets = [(shift, shift)]
-    if shift:
-        offsets += [(0, 0), (0, 2 * shift), (2 * shift, 0), (2 * shift, 2 * shift)]
-    total = None
-    # A plain function (no train/eval) is called as it is.
-    was_training = getattr(model, "training", None)
-    if was_training is not None:
-        model.eval()
-    try:
-        with no_grad():
-            for flipped in ([False, True] if flip else [False]):
-                for top, left in offsets:
-                    view = np.empty_like(nhwc)
-                    K.crop_flip(nhwc, np.full(N, top), np.full(N, left), np.full(N, flipped),
-                                shift, False, view)
-                    batch = Tensor(view, device=x.device).permute(0, 3, 1, 2)
-                    p = F.softmax(model(batch), dim=-1).numpy()
-                    total = p if total is None else total + p
-    finally:
-        if was_training is not None:
-            model.train(was_training)
-    return Tensor(total / (len(offsets) * (2 if flip else 1)), device=x.device)
+def tta_predict(model, x, flip=True, shift=0, views=None):
+    """Test-time augmentation, now in tinygrad_lite.train.tta (next to evaluate, with named
+    views and evaluate_tta); this name stays for code that imports it from data. See
+    train.tta.tta_predict."""
+    # Imported when called: train imports the data package, so a module-level import here
+    # would be circular.
+    from ..train.tta import tta_predict as moved
+    return moved(model, x, flip=flip, shift=shift, views=views)

@@ -201,7 +201,7 @@ class Optimizer:
 
     # group entries a scheduler may add (LRScheduler, OneCycleLR) besides the hyperparameters
     _SCHEDULER_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "max_momentum",
-                                 "base_momentum", "name"})
+                                 "base_momentum", "name", "swa_lr"})
 
     def load_state_dict(self, state_dict):
         """Restore hyperparameters and state saved by state_dict() of an optimiser of the same

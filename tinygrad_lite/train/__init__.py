@@ -12,7 +12,9 @@ range test, a monitor that names what the curves show) and for choosing hyperpar
 """
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .checkpoint import load_checkpoint, save_checkpoint
+from . import tta
 from .diagnose import Finding, diagnose, format_findings
+from .ensemble import Ensemble, SnapshotEnsemble
 from .loop import NonFiniteLossError, Trainer, evaluate, fit
 from .lr_finder import LRFinderResult, lr_find
 from .plots import moving_average, save_curves
@@ -21,6 +23,7 @@ from .sanity import (GradientCheckResult, SanityCheck, SanityReport, check_gradi
 from .search import (Choice, IntUniform, LogUniform, RangeEdgeWarning, SearchResult, Trial,
                      Uniform, search)
 from .stats import ActivationStats, UpdateRatio, activation_stats, dead_units, update_ratios
+from .tta import TTAResult, evaluate_tta, tta_predict
 
 __all__ = ["Callback", "EarlyStopping", "History", "LambdaCallback", "load_checkpoint",
            "NonFiniteLossError", "save_checkpoint", "Trainer", "evaluate", "fit",
@@ -32,4 +35,6 @@ __all__ = ["Callback", "EarlyStopping", "History", "LambdaCallback", "load_check
            "format_findings",
            # hyperparameter search (sequential, local processes or a Dask cluster)
            "search", "SearchResult", "Trial", "Uniform", "LogUniform", "IntUniform", "Choice",
-           "RangeEdgeWarning"]
+           "RangeEdgeWarning",
+           # evaluation: ensembles and test-time augmentation (views in train.tta)
+           "Ensemble", "SnapshotEnsemble", "tta", "TTAResult", "evaluate_tta", "tta_predict"]
