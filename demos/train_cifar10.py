@@ -17,6 +17,7 @@ by default; chance is 10%). `--recipe full` is the full-data recipe:
     python demos/train_cifar10.py                       # quick run on the bundled sample
     python demos/train_cifar10.py --recipe full --data-root /data  # /data/cifar-10-batches-py
     python demos/train_cifar10.py --epochs 3 --subset 2000 --val-split 200 --no-augment
+    python demos/train_cifar10.py --recipe best --data-root /data  # SWA + flip TTA, 7 epochs
     python demos/train_cifar10.py --resume demos/out/cifar10_checkpoint.npz  # finish a run
                                            # that was stopped (same options as it had)
 
@@ -38,7 +39,8 @@ except ImportError:  # run from a checkout without `pip install -e .`: use the r
     import tinygrad_lite as tl
 
 from tinygrad_lite import data, nn, optim  # noqa: E402
-from tinygrad_lite.train import Callback, evaluate, fit, save_curves  # noqa: E402
+from tinygrad_lite.optim import swa_utils  # noqa: E402
+from tinygrad_lite.train import Callback, evaluate, evaluate_tta, fit, save_curves, tta  # noqa: E402
 
 TARGET = 0.25  # well above chance (0.10); the default run reaches far more
 
@@ -50,6 +52,13 @@ RECIPES = {
     # The full-data recipe of the issue (12 epochs of 50k images: hours on 2 CPU cores).
     "full": dict(width=32, hidden=256, dropout=0.5, epochs=12, batch_size=128, lr=0.05,
                  subset=None, val_split=5000),
+    # What the tools found, in the 15 minutes of 2 cores that the issue allows: the full
+    # recipe's net for 7 epochs (about 100 s each here), peak lr 0.05 (demos/hparam_search.py's
+    # coarse-to-fine search preferred 0.053 on short runs; its weight decays were too short to
+    # tell apart, so 5e-4 stays), the average of the last 3 epochs' weights (SWA, with its BN
+    # statistics recomputed) and flip TTA, each kept only when it helps on the validation split.
+    "best": dict(width=32, hidden=256, dropout=0.5, epochs=7, batch_size=128, lr=0.05,
+                 subset=None, val_split=5000, swa_epochs=3, tta=True),
 }
 
 
@@ -93,8 +102,8 @@ def channel_stats(dataset, chunk=5000):
 
 # The options that decide a run's course; a resumed run must have the ones it was started with
 # (the one-cycle schedule's length, for one, is fixed by epochs, subset and batch size).
-RUN_OPTIONS = ("recipe", "subset", "val_split", "epochs", "width", "hidden", "dropout", "batch_size", "lr",
-               "weight_decay", "augment", "seed")
+RUN_OPTIONS = ("recipe", "subset", "val_split", "epochs", "width", "hidden", "dropout",
+               "batch_size", "lr", "weight_decay", "augment", "seed", "swa_epochs")
 
 
 class RunOptions(Callback):
@@ -114,6 +123,52 @@ class RunOptions(Callback):
         if differ:
             raise ValueError("--resume: the checkpoint's run had " + ", ".join(differ) +
                              "; resume with the options the run was started with")
+
+
+class AverageLastEpochs(Callback):
+    """Stochastic weight averaging along the run: the equal-weight average of the weights at
+    the end of each of the last `epochs` epochs (swa_utils.AveragedModel), kept in the
+    checkpoint so that a resumed run averages the same epochs."""
+
+    def __init__(self, model, epochs, total_epochs):
+        self.averaged = swa_utils.AveragedModel(model)
+        self.first_epoch = total_epochs - epochs
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch >= self.first_epoch:
+            self.averaged.update_parameters(trainer.model)
+
+    def state_dict(self):
+        return {"averaged": self.averaged.state_dict()}
+
+    def load_state_dict(self, state):
+        self.averaged.load_state_dict(state["averaged"])
+
+
+def choose_and_test(args, model, swa, val_loader, test_loader):
+    """The final model or the SWA average, each with or without flip TTA: whichever is best
+    on the validation split (the simplest on a tie) is evaluated once on the test set.
+    Without a validation split the recipe's choice stands (SWA and TTA when asked for).
+    Returns (test accuracy, what was chosen, the validation accuracy of each candidate)."""
+    candidates = {"final weights": model}
+    if swa is not None:
+        candidates[f"SWA of the last {args.swa_epochs} epochs"] = swa
+    views = [tta.identity, tta.hflip] if args.tta else None
+    scores = {}
+    if val_loader is not None and (len(candidates) > 1 or views):
+        for name, m in candidates.items():
+            if views:
+                result = evaluate_tta(m, val_loader, views, device=args.device)
+                scores[(name, False)], scores[(name, True)] = result.plain, result.tta
+            else:
+                scores[(name, False)] = evaluate(m, val_loader, device=args.device)[1]
+        name, use_tta = max(scores, key=scores.get)  # the first (simplest) of equals
+    else:
+        name, use_tta = list(candidates)[-1], bool(views)
+    m = candidates[name]
+    accuracy = evaluate_tta(m, test_loader, views, device=args.device).tta if use_tta else \
+        evaluate(m, test_loader, device=args.device)[1]
+    return accuracy, name + (" + flip TTA" if use_tta else ""), scores
 
 
 def parse_args(argv=None):
@@ -138,6 +193,12 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule")
     p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--swa-epochs", type=int,
+                   help="also average the weights of the last N epochs (SWA, BN statistics "
+                        "recomputed); kept if it is better on the validation split (best: 3)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                   help="also try test-time augmentation with horizontal flips; kept if it is "
+                        "better on the validation split (best: on)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random flips and reflect-padded crops (--no-augment to turn off)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -151,7 +212,7 @@ def parse_args(argv=None):
                         f"(default {TARGET}; chance is 0.1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    for key, value in RECIPES[args.recipe].items():
+    for key, value in dict(swa_epochs=0, tta=False, **RECIPES[args.recipe]).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     for key in ("epochs", "width", "hidden", "batch_size"):
@@ -163,6 +224,8 @@ def parse_args(argv=None):
         p.error(f"--subset must be at least --batch-size ({args.batch_size}), got {args.subset}")
     if args.val_split < 0:
         p.error(f"--val-split must be 0 or more, got {args.val_split}")
+    if not 0 <= args.swa_epochs <= args.epochs:
+        p.error(f"--swa-epochs must be in [0, --epochs = {args.epochs}], got {args.swa_epochs}")
     return args
 
 
@@ -214,18 +277,32 @@ def main(argv=None):
                                           steps_per_epoch=len(train_loader), pct_start=0.25,
                                           anneal_strategy="cos", three_phase=False)
     checkpoint = out / "cifar10_checkpoint.npz"
+    callbacks = [RunOptions(args)]
+    if args.swa_epochs:
+        callbacks.append(AverageLastEpochs(model, args.swa_epochs, args.epochs))
     start = time.perf_counter()
     # OneCycleLR counts batches (it declares step_per = "batch"); said here for the reader.
     history = fit(model, train_loader, opt, epochs=args.epochs, val_loader=val_loader,
-                  scheduler=sched, scheduler_step="batch", callbacks=[RunOptions(args)],
+                  scheduler=sched, scheduler_step="batch", callbacks=callbacks,
                   device=args.device, progress=not args.no_progress,
                   checkpoint_path=str(checkpoint), resume_from=args.resume)
     elapsed = time.perf_counter() - start
-    loss, accuracy = evaluate(model, test_loader, device=args.device)  # once, for what was chosen
+    swa = None
+    if args.swa_epochs:
+        swa = callbacks[-1].averaged
+        # The averaged weights never ran through their BN layers: one pass over the training
+        # images (not augmented) gives them their own running statistics.
+        swa_utils.update_bn(data.DataLoader(train_set, 256, transform=normalize,
+                                            num_workers=args.workers), swa, device=args.device)
+    accuracy, chosen, scores = choose_and_test(args, model, swa, val_loader, test_loader)
+    total = time.perf_counter() - start
     paths = save_curves(history, out, prefix="cifar10_")
+    for (name, use_tta), score in scores.items():
+        print(f"  validation accuracy of {name}{' + flip TTA' if use_tta else ''}: {score:.4f}")
     val = (f"validation accuracy {history['val_accuracy'][-1]:.4f}, " if val_set else "")
-    print(f"test accuracy {accuracy:.4f} (loss {loss:.4f}; target > {args.target}), {val}train "
-          f"accuracy {history['accuracy'][-1]:.4f}, {elapsed:.1f} s for {len(history)} epochs")
+    print(f"test accuracy {accuracy:.4f} ({chosen}; target > {args.target}), {val}train "
+          f"accuracy {history['accuracy'][-1]:.4f}, {elapsed:.1f} s for {len(history)} epochs, "
+          f"{total:.1f} s in all")
     print(f"saved {', '.join(map(str, paths))} and {checkpoint}")
     return 0 if accuracy > args.target else 1
 

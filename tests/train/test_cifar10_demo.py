@@ -150,3 +150,26 @@ def test_validation_is_held_out_of_the_training_set(demo, monkeypatch):
     assert set(seen["val"].indices.tolist()) == held_out  # the seed decides
     with pytest.raises(SystemExit):
         demo.parse_args(["--val-split", "-1"])
+
+
+def test_swa_and_flip_tta_are_kept_only_when_validation_says_so(demo, tmp_path, capsys):
+    """--swa-epochs and --tta (the best recipe's additions): the final weights and the SWA
+    average, each with and without flip TTA, are scored on the validation split; the best of
+    the four is what the test set sees, and the average is in the checkpoint for a resume."""
+    assert demo.main(TINY + ["--swa-epochs", "2", "--tta", "--target", "0",
+                             "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    scores = {}
+    for line in text.splitlines():
+        if line.strip().startswith("validation accuracy of "):
+            name, score = line.strip()[len("validation accuracy of "):].rsplit(": ", 1)
+            scores[name] = float(score)
+    assert set(scores) == {"final weights", "final weights + flip TTA",
+                           "SWA of the last 2 epochs", "SWA of the last 2 epochs + flip TTA"}
+    best = max(scores.values())
+    chosen = next(name for name, s in scores.items() if s == best)  # the first of equals
+    assert f"({chosen}; target > 0.0)" in text
+    state = load_checkpoint(tmp_path / "cifar10_checkpoint.npz")
+    averaged = [c["state"]["averaged"] for c in state["callbacks"]
+                if c["type"] == "AverageLastEpochs"]
+    assert len(averaged) == 1 and averaged[0]["n_averaged"].item() == 2
