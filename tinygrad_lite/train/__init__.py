@@ -23,6 +23,7 @@ from .sanity import (GradientCheckResult, SanityCheck, SanityReport, check_gradi
 from .search import (Choice, IntUniform, LogUniform, RangeEdgeWarning, SearchResult, Trial,
                      Uniform, search)
 from .stats import ActivationStats, UpdateRatio, activation_stats, dead_units, update_ratios
+from .transfer import freeze, unfreeze
 from .tta import TTAResult, evaluate_tta, tta_predict
 
 __all__ = ["Callback", "EarlyStopping", "History", "LambdaCallback", "load_checkpoint",
@@ -37,4 +38,6 @@ __all__ = ["Callback", "EarlyStopping", "History", "LambdaCallback", "load_check
            "search", "SearchResult", "Trial", "Uniform", "LogUniform", "IntUniform", "Choice",
            "RangeEdgeWarning",
            # evaluation: ensembles and test-time augmentation (views in train.tta)
-           "Ensemble", "SnapshotEnsemble", "tta", "TTAResult", "evaluate_tta", "tta_predict"]
+           "Ensemble", "SnapshotEnsemble", "tta", "TTAResult", "evaluate_tta", "tta_predict",
+           # transfer learning
+           "freeze", "unfreeze"]
