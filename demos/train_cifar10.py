@@ -212,7 +212,7 @@ def parse_args(argv=None):
                         f"(default {TARGET}; chance is 0.1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    for key, value in dict(swa_epochs=0, tta=False, **RECIPES[args.recipe]).items():
+    for key, value in {"swa_epochs": 0, "tta": False, **RECIPES[args.recipe]}.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     for key in ("epochs", "width", "hidden", "batch_size"):

@@ -28,6 +28,13 @@ def test_full_recipe_model_has_the_issue_shape(demo):
     assert model(tl.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_best_recipe_adds_swa_and_tta_to_the_full_recipes_net(demo):
+    best, full = demo.parse_args(["--recipe", "best"]), demo.parse_args(["--recipe", "full"])
+    assert (best.swa_epochs, best.tta, full.swa_epochs, full.tta) == (3, True, 0, False)
+    assert (best.width, best.hidden, best.val_split) == (full.width, full.hidden, 5000)
+    assert demo.parse_args(["--recipe", "best", "--no-tta", "--swa-epochs", "0"]).tta is False
+
+
 def test_options_are_checked(demo):
     with pytest.raises(SystemExit):
         demo.parse_args(["--epochs", "0"])
