@@ -182,3 +182,16 @@ def test_errors():
         S.OneCycleLR(opt, max_lr=1.0)
     with pytest.raises(KeyError, match="initial_lr"):
         S.StepLR(_opt(), step_size=2, last_epoch=3)
+
+
+def test_one_cycle_refuses_a_phase_without_steps():
+    """pct_start * total_steps <= 1 leaves the warm-up no steps (PyTorch divides by zero at the
+    first step): a ValueError that names both numbers, before anything is changed."""
+    import tinygrad_lite as tl
+    from tinygrad_lite import optim
+    w = tl.Tensor([1.0], requires_grad=True)
+    opt = optim.SGD([w], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"OneCycleLR: pct_start=0.25 of total_steps=4 leaves"):
+        optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=4, pct_start=0.25)
+    assert opt.param_groups[0]["lr"] == 0.1 and "initial_lr" not in opt.param_groups[0]
+    optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=8, pct_start=0.25)  # 2 steps up

@@ -343,6 +343,14 @@ class OneCycleLR(LRScheduler):
             self._phases = [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                             (total_steps - 1, "max_lr", "min_lr", "base_momentum",
                              "max_momentum")]
+        ends = [0.0] + [phase[0] for phase in self._phases]
+        if any(b <= a for a, b in zip(ends, ends[1:])):
+            # each phase interpolates over its own length: a phase of no steps would divide
+            # by zero at the first step (PyTorch's ZeroDivisionError)
+            raise ValueError(f"OneCycleLR: pct_start={pct_start} of total_steps={total_steps} "
+                             f"leaves a phase without steps (phases end at steps "
+                             f"{[round(e, 2) for e in ends[1:]]}); expected each to end after the "
+                             f"one before: raise total_steps or move pct_start away from 0 and 1")
         max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
         if len(max_lrs) != len(groups):
             raise ValueError(f"OneCycleLR: expected {len(groups)} max_lr values, got "
