@@ -184,9 +184,11 @@ def test_errors():
         S.StepLR(_opt(), step_size=2, last_epoch=3)
 
 
-def test_one_cycle_refuses_a_phase_without_steps():
-    """pct_start * total_steps <= 1 leaves the warm-up no steps (PyTorch divides by zero at the
-    first step): a ValueError that names both numbers, before anything is changed."""
+def test_one_cycle_refuses_only_a_phase_a_step_lands_in():
+    """A step that lands in a phase of no length would divide by zero (PyTorch raises
+    ZeroDivisionError): a ValueError naming both numbers, before anything is changed. A warm-up
+    shorter than one step is skipped, as in PyTorch, and the lrs match PyTorch's there."""
+    torch = pytest.importorskip("torch")
     import tinygrad_lite as tl
     from tinygrad_lite import optim
     w = tl.Tensor([1.0], requires_grad=True)
@@ -194,4 +196,22 @@ def test_one_cycle_refuses_a_phase_without_steps():
     with pytest.raises(ValueError, match=r"OneCycleLR: pct_start=0.25 of total_steps=4 leaves"):
         optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=4, pct_start=0.25)
     assert opt.param_groups[0]["lr"] == 0.1 and "initial_lr" not in opt.param_groups[0]
-    optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=8, pct_start=0.25)  # 2 steps up
+    with pytest.raises(ValueError, match=r"phase 3 without steps .* step 5 lands"):
+        # the last phase runs from step 4 to step 4; the total_steps-th step() lands there
+        optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=5, pct_start=0.6,
+                                      three_phase=True)
+    for total, pct, three in [(2, 0.25, False), (1, 0.3, False), (3, 0.9, False),
+                              (8, 0.25, False), (9, 0.1, True)]:
+        w = tl.Tensor([1.0], requires_grad=True)
+        opt = optim.SGD([w], lr=0.1, momentum=0.9)
+        ours = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=total, pct_start=pct,
+                                             three_phase=three)
+        tw = torch.zeros(1, requires_grad=True)
+        topt = torch.optim.SGD([tw], lr=0.1, momentum=0.9)
+        theirs = torch.optim.lr_scheduler.OneCycleLR(topt, max_lr=0.1, total_steps=total,
+                                                     pct_start=pct, three_phase=three)
+        for _ in range(total):
+            assert opt.param_groups[0]["lr"] == pytest.approx(topt.param_groups[0]["lr"])
+            assert opt.param_groups[0]["momentum"] == pytest.approx(
+                topt.param_groups[0]["momentum"])
+            opt.step(); ours.step(); topt.step(); theirs.step()

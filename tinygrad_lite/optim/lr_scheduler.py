@@ -343,14 +343,7 @@ class OneCycleLR(LRScheduler):
             self._phases = [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                             (total_steps - 1, "max_lr", "min_lr", "base_momentum",
                              "max_momentum")]
-        ends = [0.0] + [phase[0] for phase in self._phases]
-        if any(b <= a for a, b in zip(ends, ends[1:])):
-            # each phase interpolates over its own length: a phase of no steps would divide
-            # by zero at the first step (PyTorch's ZeroDivisionError)
-            raise ValueError(f"OneCycleLR: pct_start={pct_start} of total_steps={total_steps} "
-                             f"leaves a phase without steps (phases end at steps "
-                             f"{[round(e, 2) for e in ends[1:]]}); expected each to end after the "
-                             f"one before: raise total_steps or move pct_start away from 0 and 1")
+        self._refuse_reachable_empty_phase(pct_start)
         max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
         if len(max_lrs) != len(groups):
             raise ValueError(f"OneCycleLR: expected {len(groups)} max_lr values, got "
@@ -368,6 +361,25 @@ class OneCycleLR(LRScheduler):
                 if last_epoch == -1:
                     self._set_momentum(group, max_momentum)
         super().__init__(optimizer, last_epoch)
+
+    def _refuse_reachable_empty_phase(self, pct_start):
+        """Each phase interpolates over its own length, so a step that lands in a phase of no
+        length divides by zero (PyTorch's ZeroDivisionError at that step). A phase that no
+        step reaches is harmless (pct_start * total_steps < 1 just skips the warm-up, as in
+        PyTorch), so only an empty phase that some step 0..total_steps lands in is refused."""
+        ends = [phase[0] for phase in self._phases]
+        for i, end in enumerate(ends):
+            start = ends[i - 1] if i else 0.0
+            if end != start:
+                continue
+            first = 0 if i == 0 else math.floor(max(ends[:i])) + 1  # steps after earlier phases
+            last = self.total_steps if i == len(ends) - 1 else math.floor(end)
+            if max(first, 0) <= last:
+                raise ValueError(
+                    f"OneCycleLR: pct_start={pct_start} of total_steps={self.total_steps} "
+                    f"leaves phase {i + 1} without steps (it starts and ends at step {end:g}), "
+                    f"and step {max(first, 0)} lands in it; expected a phase of at least one "
+                    f"step: change pct_start or total_steps")
 
     @staticmethod
     def _set_momentum(group, value):
