@@ -27,6 +27,9 @@ import tinygrad_lite as tl  # noqa: E402
 from tinygrad_lite import data, nn, optim, threads  # noqa: E402
 from tinygrad_lite.nn import functional as F  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tools"))
+from bench import copy_weights  # noqa: E402
+
 OURS = "tinygrad_lite"
 
 
@@ -82,13 +85,7 @@ def torch_twin(torch, ours):
         else:
             raise TypeError(f"bench_recipe: no torch twin for {type(m).__name__}")
     twin = torch.nn.Sequential(*layers)
-    with_weights = [[m for m in model if getattr(m, "weight", None) is not None]
-                    for model in (ours, twin)]
-    with torch.no_grad():
-        for mo, mt in zip(*with_weights):
-            for name in ("weight", "bias", "running_mean", "running_var"):
-                if getattr(mo, name, None) is not None:
-                    getattr(mt, name).copy_(torch.from_numpy(getattr(mo, name).numpy()))
+    copy_weights(torch, ours, twin)
     return twin.to(memory_format=torch.channels_last)
 
 
