@@ -34,7 +34,7 @@ except ImportError:  # run from a checkout without `pip install -e .`: use the r
 from tinygrad_lite import data, nn, optim, train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_cifar10 import channel_stats, convnet  # noqa: E402
+from train_cifar10 import augmentation, channel_stats, convnet, held_out  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -63,12 +63,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     images = data.CIFAR10(args.data_root, train=True, sample="auto")
     images = data.Subset(images, np.arange(min(args.subset, len(images))))
-    train_set, val_set = data.random_split(
-        images, [len(images) - args.val_split, args.val_split],
-        generator=np.random.default_rng(args.seed))
+    train_set, val_set = held_out(images, args.val_split, args.seed)
     normalize = data.Normalize(*channel_stats(train_set))
-    augment = data.Compose([data.RandomCrop(32, padding=4, padding_mode="reflect"),
-                            data.RandomHorizontalFlip(), normalize])
+    augment = data.Compose(augmentation() + [normalize])
     loader = data.DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True,
                              transform=augment)
     val_loader = data.DataLoader(val_set, 250, transform=normalize)

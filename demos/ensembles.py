@@ -54,7 +54,7 @@ from tinygrad_lite.train import tta as T  # noqa: E402
 from tinygrad_lite.train.ensemble import SnapshotEnsemble  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_cifar10 import channel_stats, convnet  # noqa: E402
+from train_cifar10 import augmentation, channel_stats, convnet, held_out  # noqa: E402
 
 SHARED_DATA = Path("/work/shared/data")  # where this project's machines keep CIFAR-10
 
@@ -128,9 +128,7 @@ def load_data(args):
     if args.test_subset and args.test_subset < len(test_set):
         test_set = data.Subset(test_set, np.arange(args.test_subset))
     n_val = max(1, round(args.val * len(train_set)))
-    train_split, val_split = data.random_split(
-        train_set, [len(train_set) - n_val, n_val],
-        generator=np.random.default_rng(args.seed))
+    train_split, val_split = held_out(train_set, n_val, args.seed)
     # statistics of the training split only, used for every split
     return train_split, val_split, test_set, data.Normalize(*channel_stats(train_split))
 
@@ -186,8 +184,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     start_all = time.perf_counter()
     train_split, val_split, test_set, normalize = load_data(args)
-    augment = data.Compose([data.RandomCrop(32, padding=4, padding_mode="reflect"),
-                            data.RandomHorizontalFlip(), normalize])
+    augment = data.Compose(augmentation() + [normalize])
     train_loader = data.DataLoader(train_split, args.batch_size, shuffle=True, drop_last=True,
                                    transform=augment, num_workers=args.workers)
 

@@ -35,7 +35,7 @@ except ImportError:  # run from a checkout without `pip install -e .`: use the r
 
 # The demo's convnet; demos/ is on the path when this script runs, and when a test loads it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_cifar10 import convnet  # noqa: E402
+from train_cifar10 import convnet, held_out  # noqa: E402
 
 from tinygrad_lite import data, optim  # noqa: E402
 from tinygrad_lite.train import fit  # noqa: E402
@@ -54,8 +54,7 @@ def splits(subset, sample, data_seed):
     images = data.CIFAR10(train=True, sample=sample)
     subset = min(subset, len(images))
     n_val = max(1, int(round(VALIDATION_FRACTION * subset)))
-    return data.random_split(data.Subset(images, np.arange(subset)), [subset - n_val, n_val],
-                             generator=np.random.default_rng(data_seed))
+    return held_out(data.Subset(images, np.arange(subset)), n_val, data_seed)
 
 
 def objective(config, budget, seed, subset, sample, data_seed, width, batch_size,

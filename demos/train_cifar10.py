@@ -100,6 +100,22 @@ def channel_stats(dataset, chunk=5000):
     return mean, np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
 
 
+def held_out(images, val_split, seed):
+    """(training, validation) subsets of images, val_split of them held out for validation
+    ((images, None) when val_split is 0). The split has its own generator: the held-out images
+    depend on the seed only, never on what ran before."""
+    if not val_split:
+        return images, None
+    return data.random_split(images, [len(images) - val_split, val_split],
+                             generator=np.random.default_rng(seed))
+
+
+def augmentation():
+    """The recipe's augmentation: random 32x32 crops of the reflect-padded (by 4) images and
+    horizontal flips."""
+    return [data.RandomCrop(32, padding=4, padding_mode="reflect"), data.RandomHorizontalFlip()]
+
+
 # The options that decide a run's course; a resumed run must have the ones it was started with
 # (the one-cycle schedule's length, for one, is fixed by epochs, subset and batch size).
 RUN_OPTIONS = ("recipe", "subset", "val_split", "epochs", "width", "hidden", "dropout",
@@ -241,20 +257,14 @@ def main(argv=None):
     test_set = data.CIFAR10(args.data_root, train=False, sample="auto")
     if args.subset is not None and args.subset < len(train_set):
         train_set = data.Subset(train_set, np.arange(args.subset))
-    val_set = None
-    if args.val_split:
-        if len(train_set) - args.val_split < args.batch_size:
-            raise SystemExit(f"--val-split {args.val_split} leaves {len(train_set) - args.val_split}"
-                             f" of {len(train_set)} training images, fewer than one batch of "
-                             f"{args.batch_size}")
-        # Its own generator: the held-out images depend on --seed only, never on what ran before.
-        train_set, val_set = data.random_split(
-            train_set, [len(train_set) - args.val_split, args.val_split],
-            generator=np.random.default_rng(args.seed))
+    if args.val_split and len(train_set) - args.val_split < args.batch_size:
+        raise SystemExit(f"--val-split {args.val_split} leaves {len(train_set) - args.val_split}"
+                         f" of {len(train_set)} training images, fewer than one batch of "
+                         f"{args.batch_size}")
+    train_set, val_set = held_out(train_set, args.val_split, args.seed)
     # Per-channel statistics of the training images only, reused for the test images.
     normalize = data.Normalize(*channel_stats(train_set))
-    augment = [data.RandomCrop(32, padding=4, padding_mode="reflect"),
-               data.RandomHorizontalFlip()] if args.augment else []
+    augment = augmentation() if args.augment else []
     train_loader = data.DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True,
                                    transform=data.Compose(augment + [normalize]),
                                    num_workers=args.workers)

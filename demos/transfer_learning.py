@@ -47,7 +47,7 @@ from tinygrad_lite.nn.summary import summary  # noqa: E402
 from tinygrad_lite.train import (EarlyStopping, LambdaCallback, evaluate, fit,  # noqa: E402
                                  load_checkpoint, save_checkpoint)
 from tinygrad_lite.train.transfer import freeze  # noqa: E402
-from train_cifar10 import channel_stats, convnet  # noqa: E402
+from train_cifar10 import augmentation, channel_stats, convnet, held_out  # noqa: E402
 
 OLD_CLASSES, NEW_CLASSES = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 PRETRAINED = "transfer_pretrained.npz"
@@ -167,8 +167,7 @@ def pretrain(args, train_set, test_set, path):
     # pipeline is part of what transfers.
     mean, std = channel_stats(train_set)
     normalize = data.Normalize(mean, std)
-    augment = data.Compose([data.RandomCrop(32, padding=4, padding_mode="reflect"),
-                            data.RandomHorizontalFlip(), normalize])
+    augment = data.Compose(augmentation() + [normalize])
     loader = data.DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True,
                              transform=augment, num_workers=args.workers)
     steps = len(loader) * args.pretrain_epochs
@@ -240,10 +239,8 @@ def main(argv=None):
     pretrained, normalize = pretrain(args, old_train, old_test, out / PRETRAINED)
 
     n_val = max(1, round(len(small) * args.val_fraction))
-    train_set, val_set = data.random_split(small, [len(small) - n_val, n_val],
-                                           generator=np.random.default_rng(args.seed))
-    augment = data.Compose([data.RandomCrop(32, padding=4, padding_mode="reflect"),
-                            data.RandomHorizontalFlip(), normalize])
+    train_set, val_set = held_out(small, n_val, args.seed)
+    augment = data.Compose(augmentation() + [normalize])
     train_loader = data.DataLoader(train_set, args.transfer_batch_size, shuffle=True,
                                    drop_last=len(train_set) > args.transfer_batch_size,
                                    transform=augment, num_workers=args.workers)

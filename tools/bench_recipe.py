@@ -48,12 +48,9 @@ def loaders(args, demo):
     test_set = data.CIFAR10(args.data_root, train=False, sample="auto")
     if args.subset is not None and args.subset < len(train_set):
         train_set = data.Subset(train_set, np.arange(args.subset))
-    train_set, val_set = data.random_split(
-        train_set, [len(train_set) - args.val_split, args.val_split],
-        generator=np.random.default_rng(args.seed))
+    train_set, val_set = demo.held_out(train_set, args.val_split, args.seed)
     normalize = data.Normalize(*demo.channel_stats(train_set))
-    augment = data.Compose([data.RandomCrop(32, padding=4, padding_mode="reflect"),
-                            data.RandomHorizontalFlip(), normalize])
+    augment = data.Compose(demo.augmentation() + [normalize])
     return (data.DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True,
                             transform=augment, num_workers=1,
                             generator=np.random.default_rng(args.seed)),
