@@ -316,3 +316,40 @@ def test_weight_grad_sums_chunks_in_either_orientation(G, k, m):
                  for a, b in pairs)
     assert got.shape == (G, k, m)
     np.testing.assert_allclose(got, expect, rtol=1e-12)
+
+
+def test_im2col_scratch_is_kept_per_thread(monkeypatch):
+    """The im2col chunks live in a per-thread buffer kept between calls (no fresh pages every
+    step): a second conv of the same size reuses it, and convs running in several threads at
+    once, chunked, give exactly what each gives alone."""
+    import threading
+    monkeypatch.setattr(cpu_conv, "COLS_BYTES", 2000)  # several chunks per call
+    rng = np.random.default_rng(7)
+    cases = [(rng.standard_normal((4, 3, 9, 7)).astype(dt), rng.standard_normal(ws).astype(dt))
+             for dt, ws in ((np.float64, (5, 3, 3, 3)), (np.float32, (2, 3, 2, 2)),
+                            (np.float64, (4, 3, 3, 1)))]
+
+    def run(x, w):
+        xt, wt = tl.Tensor(x, requires_grad=True), tl.Tensor(w, requires_grad=True)
+        out = conv2d(xt, wt, padding=1)
+        (out * out).sum().backward()
+        return out.numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+    alone = [run(x, w) for x, w in cases]
+    buffer = cpu_conv._workspace.buffer
+    run(*cases[0])
+    assert cpu_conv._workspace.buffer is buffer
+    together = [None] * len(cases)
+
+    def worker(i):
+        for _ in range(5):
+            together[i] = run(*cases[i])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(cases))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone, together):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
