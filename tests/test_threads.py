@@ -114,3 +114,34 @@ def test_unknown_topology_counts_each_cpu(monkeypatch):
 def test_cgroup_quota_caps_the_count(monkeypatch, quota, expected):
     fake_machine(monkeypatch, [0, 1, 2, 3], ["0", "1", "2", "3"], quota)
     assert threads.physical_cores() == expected
+
+
+def test_blas_single_threaded_is_shared_by_nested_and_concurrent_users(restore_budget):
+    """Conv's workers hold BLAS at one thread: nested and concurrent holders share the switch,
+    the last one out restores the budget, and a budget set meanwhile takes effect then."""
+    if not threads.blas_is_settable():
+        pytest.skip("no OpenBLAS C API here to switch BLAS's threads")
+    if threads.max_threads() < 2:
+        pytest.skip("needs Numba's pool to allow 2 threads")
+    threads.set_num_threads(2)
+    inside, release = threading.Event(), threading.Event()
+
+    def other_holder():
+        with threads.blas_single_threaded():
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=other_holder)
+    with threads.blas_single_threaded():
+        with threads.blas_single_threaded():
+            assert threads.blas_num_threads() == 1
+        assert threads.blas_num_threads() == 1  # the outer use still holds it
+        worker.start()
+        assert inside.wait(10)
+    assert threads.blas_num_threads() == 1  # the other thread still holds it
+    threads.set_num_threads(1)
+    threads.set_num_threads(2)  # set while held: applied when the last holder leaves
+    assert threads.blas_num_threads() == 1
+    release.set()
+    worker.join(10)
+    assert threads.blas_num_threads() == 2 and threads.get_num_threads() == 2

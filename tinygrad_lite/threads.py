@@ -11,19 +11,23 @@ when this module is imported. Applying it costs a few milliseconds (finding BLAS
 Numba is called only when its count differs from the default (its first call starts its
 thread pool, about 30 ms, which the first parallel kernel would otherwise pay).
 
-BLAS is found through threadpoolctl when it is importable, else through the OpenBLAS that
-NumPy links (its wheel bundles scipy-openblas: `scipy_openblas_set_num_threads64_`). Without
-either, only Numba's count is set, and `blas_num_threads()` returns None.
+BLAS is found through the OpenBLAS that NumPy links (its wheel bundles scipy-openblas:
+`scipy_openblas_set_num_threads64_`), else through threadpoolctl when it is importable (an
+MKL NumPy). Without either, only Numba's count is set, and `blas_num_threads()` returns None.
+`blas_single_threaded()` holds BLAS at one thread while conv runs single-threaded GEMMs in
+threads of its own (only with OpenBLAS's C API, which switches in well under a microsecond).
 
 Numba keeps its count per thread: set_num_threads sets it for the calling thread (and BLAS,
 which is process-wide). A thread of your own that runs parallel kernels (a loader thread)
 calls `apply_in_this_thread()` first, or it runs with Numba's default.
 """
+import contextlib
 import ctypes
 import glob
 import math
 import operator
 import os
+import threading
 
 import numba
 
@@ -77,16 +81,10 @@ class _Blas:
     """Get and set BLAS's thread count through threadpoolctl or OpenBLAS's C API."""
 
     def __init__(self):
-        self.name, self._get, self._set = None, None, None
-        try:
-            import threadpoolctl
-        except ImportError:
-            threadpoolctl = None
-        if threadpoolctl is not None and self._blas_pools(threadpoolctl):
-            self.name = "threadpoolctl"
-            self._get = lambda: max(p["num_threads"] for p in self._blas_pools(threadpoolctl))
-            self._set = lambda n: threadpoolctl.threadpool_limits(limits=n, user_api="blas")
-            return
+        # OpenBLAS's C API first: a call costs well under a microsecond, cheap enough for
+        # conv to switch BLAS to one thread around each call (threadpoolctl's takes about a
+        # millisecond, it looks the libraries up every time).
+        self.name, self._get, self._set, self.fast = None, None, None, False
         for path in self._openblas_paths():
             try:
                 lib = ctypes.CDLL(path)
@@ -97,8 +95,16 @@ class _Blas:
             if setter is not None and getter is not None:
                 setter.argtypes, setter.restype = [ctypes.c_int], None
                 getter.argtypes, getter.restype = [], ctypes.c_int
-                self.name, self._get, self._set = path, getter, setter
+                self.name, self._get, self._set, self.fast = path, getter, setter, True
                 return
+        try:
+            import threadpoolctl
+        except ImportError:
+            return
+        if self._blas_pools(threadpoolctl):
+            self.name = "threadpoolctl"
+            self._get = lambda: max(p["num_threads"] for p in self._blas_pools(threadpoolctl))
+            self._set = lambda n: threadpoolctl.threadpool_limits(limits=n, user_api="blas")
 
     @staticmethod
     def _blas_pools(threadpoolctl):
@@ -148,8 +154,10 @@ def set_num_threads(n):
     wide). n is an int from 1 to max_threads(); anything else raises ValueError."""
     global _budget
     n = _check(n)
-    _blas.set(n)
-    _budget = n
+    with _single_lock:  # while conv's workers hold BLAS at one thread, the last one out sets n
+        _budget = n
+        if _single_users == 0:
+            _blas.set(n)
     apply_in_this_thread()
 
 
@@ -172,6 +180,34 @@ def apply_in_this_thread():
     a new thread starts at NUMBA_NUM_THREADS)."""
     if _numba_count() != _budget:
         numba.set_num_threads(_budget)
+
+
+def blas_is_settable():
+    """Can BLAS's thread count be switched cheaply (OpenBLAS's C API)? Conv's worker threads
+    then run single-threaded BLAS calls side by side."""
+    return _blas.fast
+
+
+_single_lock, _single_users = threading.Lock(), 0
+
+
+@contextlib.contextmanager
+def blas_single_threaded():
+    """BLAS on one thread while the caller runs BLAS calls from several threads of its own
+    (conv's workers, one core each), then back to the budget. Nested and concurrent uses share
+    one switch: the first in sets it, the last out restores it."""
+    global _single_users
+    with _single_lock:
+        if _single_users == 0:
+            _blas.set(1)
+        _single_users += 1
+    try:
+        yield
+    finally:
+        with _single_lock:
+            _single_users -= 1
+            if _single_users == 0:
+                _blas.set(_budget)
 
 
 def blas_num_threads():

@@ -143,8 +143,8 @@ def test_only_the_gradients_asked_for(device):
 
 
 def test_chunks_and_the_1x1_path(monkeypatch):
-    """The batch split into several im2col chunks (one image each) gives the same forward and
-    gradients as one chunk, with and without im2col (the 1x1 stride-1 path)."""
+    """The batch split into several im2col chunks (one image row each) gives the same forward
+    and gradients as one chunk, with and without im2col (the 1x1 stride-1 path)."""
     rng = np.random.default_rng(0)
     for ws, kwargs in (((4, 3, 3, 3), dict(padding=1, stride=(2, 1))),
                        ((4, 3, 1, 1), dict()), ((3, 1, 1, 1), dict(groups=3, bias=None))):
@@ -305,17 +305,55 @@ def test_each_gradient_alone_equals_both(monkeypatch, limit, ws, kwargs):
 
 
 @pytest.mark.parametrize("G, k, m", [(1, 5, 2), (1, 2, 5), (3, 4, 1), (2, 1, 3)])
-def test_weight_grad_sums_chunks_in_either_orientation(G, k, m):
-    """_weight_grad puts the larger side first for BLAS and transposes back: the sum over
-    chunks of per-group a^T b is the same either way round."""
+def test_weight_product_in_either_orientation(G, k, m):
+    """_weight_product computes per-group a^T b, or with swap its transpose (the larger side
+    first for BLAS): both are the definition's numbers."""
     rng = np.random.default_rng(6)
-    pairs = [(rng.standard_normal((r, G * k)), rng.standard_normal((r, G * m)))
-             for r in (4, 7, 1)]
-    got = cpu_conv._weight_grad(iter(pairs), G)
-    expect = sum(np.einsum("rgk,rgm->gkm", a.reshape(-1, G, k), b.reshape(-1, G, m))
-                 for a, b in pairs)
-    assert got.shape == (G, k, m)
-    np.testing.assert_allclose(got, expect, rtol=1e-12)
+    a, b = rng.standard_normal((7, G * k)), rng.standard_normal((7, G * m))
+    expect = np.einsum("rgk,rgm->gkm", a.reshape(-1, G, k), b.reshape(-1, G, m))
+    np.testing.assert_allclose(cpu_conv._weight_product(a, b, G, False), expect, rtol=1e-12)
+    np.testing.assert_allclose(cpu_conv._weight_product(a, b, G, True),
+                               expect.transpose(0, 2, 1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("ws, kwargs", [((5, 3, 3, 3), dict(padding=1)),
+                                        ((4, 2, 1, 1), dict()),  # direct: no im2col
+                                        ((6, 2, 3, 2), dict(stride=2, groups=3))])
+def test_chunks_shared_among_threads_match_one_thread(monkeypatch, ws, kwargs):
+    """With a budget of several threads the chunks are shared out among them (the calling
+    thread and conv's pool, BLAS single-threaded meanwhile): forward and both gradients equal
+    the one-thread results to rounding (the weight gradient sums its chunks in another
+    order), are bitwise the same on every run, and BLAS gets the budget back afterwards."""
+    from tinygrad_lite import threads
+    if threads.max_threads() < 2:
+        pytest.skip("needs Numba's pool to allow 2 threads (NUMBA_NUM_THREADS >= 2)")
+    monkeypatch.setattr(cpu_conv, "COLS_BYTES", 300)  # many chunks
+    rng = np.random.default_rng(8)
+    groups = kwargs.get("groups", 1)
+    x = rng.standard_normal((3, ws[1] * groups, 7, 6))
+    w = rng.standard_normal(ws)
+    previous = threads.get_num_threads()
+
+    def run(n):
+        threads.set_num_threads(n)
+        xt, wt = tl.tensor(x, dtype=F64, requires_grad=True), tl.tensor(w, dtype=F64,
+                                                                        requires_grad=True)
+        out = conv2d(xt, wt, **kwargs)
+        (out * out).sum().backward()
+        only_w = tl.tensor(w, dtype=F64, requires_grad=True)
+        (conv2d(tl.tensor(x, dtype=F64), only_w, **kwargs) ** 2).sum().backward()
+        return out.numpy(), xt.grad.numpy(), wt.grad.numpy(), only_w.grad.numpy()
+
+    try:
+        one = run(1)
+        shared, again = run(2), run(2)
+        blas = threads.blas_num_threads()
+    finally:
+        threads.set_num_threads(previous)
+    for a, b, c in zip(one, shared, again):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+        assert np.array_equal(b, c)
+    assert blas in (None, 2)
 
 
 def test_im2col_scratch_is_kept_per_thread(monkeypatch):

@@ -32,43 +32,45 @@ kept when it divides by `div` (forward: mul = stride, offset = -pad, step = dila
 gradient: mul = 1, offset = pad, step = -dilation, div = stride). Groups go to BLAS as one
 batched np.matmul (no Python loop over groups, which made depthwise convs slow).
 
-The batch is processed in chunks of images so that cols stays under COLS_BYTES (batch 128 at
-32x32 with 9*64 columns would be 300 MB); backward recomputes its cols rather than keeping
-forward's (memory over a little time). A 1x1, stride-1, unpadded conv needs no im2col either
-way: the NHWC input (or output gradient) is its own cols matrix.
+The im2col runs in chunks of output image rows small enough to stay in a core's L2 cache
+(COLS_BYTES), each consumed by its GEMMs at once; backward recomputes its cols rather than
+keeping forward's (memory over a little time). The chunks are shared out, interleaved, among
+as many threads as the thread budget (tl.set_num_threads), each doing its own im2col and its
+own single-threaded BLAS calls: no chunk's rows ever leave the core that wrote them, and the
+cores are never handed from Numba's pool to BLAS's and back (each hand-off, with both pools
+spinning, cost more than small chunks saved). Measured against one big chunk filled by a
+parallel im2col then one multi-threaded GEMM (batch 128, 2 threads): the demo's 32->32 conv at
+32x32 forward 42 -> 18 ms. A 1x1, stride-1, unpadded conv needs no im2col either way: the NHWC
+input (or output gradient) is its own cols matrix, split into the same chunks.
 """
 import threading
 
 import numpy as np
-from numba import prange
 
-from .jit import parallel_kernel
+from .jit import kernel
+from .parallel import share_out
 
 __all__ = ["conv2d", "conv2d_backward"]
 
-# Tunable: the most bytes of im2col rows alive at once. Measured with tools/bench_conv.py-style
-# timings interleaved with torch (batch 128, 3x3 padding 1, forward + backward, 2 threads on
-# a loaded 2-core machine, medians of 5), after backward became one im2col and two GEMMs per chunk: 32 MiB
-# beat 8 MiB on every demo shape (32->32 at 32x32: 120 vs 125-370 ms; 64->64 at 16x16: 97 vs
-# 127-277 ms) and 1-2 MiB were 2-4x slower (each chunk hands the cores from Numba's threads to
-# BLAS's and back). 64-160 MiB gained nothing. Tests shrink it to cross chunk boundaries.
-COLS_BYTES = 32 << 20
-
-# Compiled parallel only (prange over output rows): a serial twin would double the cold
-# compile cost, and a conv is never small enough for the ~3 us thread wake-up to show.
-_jit = parallel_kernel
+# Tunable: the most bytes of im2col rows in one chunk (at least one image row's). Measured with
+# tools/bench_conv.py on a 2-core machine with 2 MiB of L2 per core (batch 128, 3x3 padding 1,
+# 2 threads): 256 KiB to 2 MiB within noise of each other on every demo shape (32->32 at 32x32
+# forward 18.4 ms at each); the old single 32 MiB chunk filled from DRAM took 33-43 ms. Tests
+# shrink it to cross chunk boundaries.
+COLS_BYTES = 1 << 20
 
 
-@_jit
-def _im2col(src, cols, n0, n1, OH, OW, kh, kw, mh, mw, offh, offw, dh, dw, divh, divw, G):
-    # src (N, H, W, C) C-contiguous; cols (rows of images n0..n1-1, G*K) C-contiguous, K =
-    # kh*kw*Cg. Output pixel (oh, ow), tap (i, j) reads source row v / div for
-    # v = oh*mh + offh + i*dh when div divides v and the row is inside (0 otherwise).
+@kernel
+def _im2col(src, cols, r0, r1, OH, OW, kh, kw, mh, mw, offh, offw, dh, dw, divh, divw, G):
+    # src (N, H, W, C) C-contiguous; cols ((r1 - r0) * OW, G*K) C-contiguous, K = kh*kw*Cg,
+    # holding output image rows r = n * OH + oh for r0 <= r < r1. Output pixel (oh, ow), tap
+    # (i, j) reads source row v / div for v = oh*mh + offh + i*dh when div divides v and the
+    # row is inside (0 otherwise). Serial: the caller runs chunks in threads of its own.
     H, W, C = src.shape[1], src.shape[2], src.shape[3]
     Cg = C // G
     K = kh * kw * Cg
-    for t in prange((n1 - n0) * OH):
-        n, oh = n0 + t // OH, t % OH
+    for t in range(r1 - r0):
+        n, oh = (r0 + t) // OH, (r0 + t) % OH
         for ow in range(OW):
             row = cols[t * OW + ow]
             for i in range(kh):
@@ -101,10 +103,11 @@ def _direct(kh, kw, stride, padding):
     return kh == 1 and kw == 1 and stride == (1, 1) and padding == (0, 0)
 
 
-def _chunks(N, row_bytes):
-    """Image ranges [n0, n1) whose cols fit in COLS_BYTES (at least one image each)."""
-    step = max(1, min(N, COLS_BYTES // max(1, row_bytes)))
-    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+def _chunks(image_rows, row_bytes):
+    """[r0, r1) ranges of the output grid's image rows whose cols (row_bytes per image row)
+    fit in COLS_BYTES, at least one image row each."""
+    step = max(1, min(image_rows, COLS_BYTES // max(1, row_bytes)))
+    return [(r0, min(image_rows, r0 + step)) for r0 in range(0, image_rows, step)]
 
 
 def _grouped(a, G):
@@ -122,43 +125,73 @@ def _gemm(a, b, out, G):
         np.matmul(_grouped(a, G), b, out=_grouped(out, G))
 
 
-def _weight_grad(pairs, G):
-    """sum over chunks of a[:, group g]^T @ b[:, group g], as (G, k, m), for (a (R, G*k),
-    b (R, G*m)) chunk pairs. OpenBLAS runs these long-K products several times faster with
-    the larger of k and m as the output's rows (measured 0.5 vs 7.8 GFLOP/s for 32 x 288 vs
-    288 x 32 over 7168 rows), so the smaller side goes second and the sum is transposed back
-    (a view) at the end."""
-    acc, swap = None, None
-    for a, b in pairs:
-        if swap is None:
-            swap = b.shape[1] > a.shape[1]
-        if swap:
-            a, b = b, a
-        if G == 1:
-            part = np.dot(a.T, b)[None]
-        else:
-            part = np.matmul(_grouped(a, G).transpose(0, 2, 1), _grouped(b, G))
-        if acc is None:
-            acc = part
-        else:
-            acc += part
-    return acc.transpose(0, 2, 1) if swap else acc
+def _weight_product(a, b, G, swap):
+    """a[:, group g]^T @ b[:, group g] as (G, k, m) for a (R, G*k), b (R, G*m); when swap, its
+    transpose (G, m, k), computed as such. OpenBLAS runs these long-K products several times
+    faster with the larger of k and m as the output's rows (measured 0.5 vs 7.8 GFLOP/s for
+    32 x 288 vs 288 x 32 over 7168 rows), so callers put the larger side first and transpose
+    the sum back (a view) at the end."""
+    if swap:
+        a, b = b, a
+    if G == 1:
+        return np.dot(a.T, b)[None]
+    return np.matmul(_grouped(a, G).transpose(0, 2, 1), _grouped(b, G))
 
 
-def _conv_rows(src, wmat, out, n_images, OH, OW, kh, kw, geometry, direct, G):
-    """out (n_images*OH*OW, G*m) = the im2col of src (N, H, W, G*k'), with taps laid out per
-    `geometry` (mh, mw, offh, offw, dh, dw, divh, divw), times wmat (G, kh*kw*k', m), chunk
-    by chunk; yields (rows slice, cols chunk) after each chunk's GEMM for callers that reuse
-    the chunk."""
-    K = wmat.shape[1]
-    if direct:
-        cols = src.reshape(n_images * OH * OW, G * K)
-        _gemm(cols, wmat, out, G)
-        yield slice(0, n_images * OH * OW), cols
-        return
-    for rows, cols in _im2col_chunks(src, n_images, OH, OW, kh, kw, geometry, G, K):
-        _gemm(cols, wmat, out[rows], G)
-        yield rows, cols
+class _Im2colGemm:
+    """One pass of the im2col of `src` over an output grid (N, OH, OW) with taps laid out per
+    `geometry` (mh, mw, offh, offw, dh, dw, divh, divw), chunk by chunk, each chunk used at once:
+    out[rows] = cols @ mat (per group) when `out` is given, and when `pair` (rows, G*k') is
+    given the weight-gradient sum over chunks of pair[rows]^T @ cols (pair_first) or
+    cols^T @ pair[rows]. `run()` shares the chunks out among the thread budget's threads and
+    returns that sum as (G, k, m) (None without `pair`)."""
+
+    def __init__(self, src, grid, taps, geometry, G, K, direct, mat=None, out=None, pair=None,
+                 pair_first=True):
+        self.src, self.grid, self.taps, self.geometry = src, grid, taps, geometry
+        self.G, self.K, self.direct, self.mat, self.out = G, K, direct, mat, out
+        self.pair, self.pair_first = pair, pair_first
+        if pair is not None:
+            widths = (pair.shape[1], G * K) if pair_first else (G * K, pair.shape[1])
+            self.swap = widths[1] > widths[0]
+
+    def chunk_rows(self, r0, r1):
+        """The cols rows of image rows [r0, r1): this thread's scratch, or src itself (direct)."""
+        N, OH, OW = self.grid
+        if self.direct:
+            return self.src.reshape(N * OH * OW, self.G * self.K)[r0 * OW:r1 * OW]
+        cols = _scratch(((r1 - r0) * OW, self.G * self.K), self.src.dtype)
+        _im2col(self.src, cols, r0, r1, OH, OW, *self.taps, *self.geometry, self.G)
+        return cols
+
+    def work(self, chunks):
+        OW, acc = self.grid[2], None
+        for r0, r1 in chunks:
+            cols = self.chunk_rows(r0, r1)
+            rows = slice(r0 * OW, r1 * OW)
+            if self.out is not None:
+                _gemm(cols, self.mat, self.out[rows], self.G)
+            if self.pair is not None:
+                a, b = (self.pair[rows], cols) if self.pair_first else (cols, self.pair[rows])
+                part = _weight_product(a, b, self.G, self.swap)
+                acc = part if acc is None else _add(acc, part)
+        return acc
+
+    def run(self):
+        N, OH, OW = self.grid
+        chunks = _chunks(N * OH, OW * self.G * self.K * self.src.itemsize)
+        parts = share_out(self.work, chunks)
+        if self.pair is None:
+            return None
+        total = parts[0]
+        for part in parts[1:]:  # in thread order: the same sum on every run
+            total += part
+        return total.transpose(0, 2, 1) if self.swap else total
+
+
+def _add(acc, part):
+    acc += part
+    return acc
 
 
 def conv2d(x, weight, bias, stride, padding, dilation, groups, out_size):
@@ -175,9 +208,8 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups, out_size):
     wmat = wmat.reshape(G, kh * kw * Cg, O // G)
     out = np.empty((N * OH * OW, O), np.result_type(x.dtype, weight.dtype))
     geometry = (*stride, -padding[0], -padding[1], *dilation, 1, 1)
-    for _ in _conv_rows(_nhwc(x), wmat, out, N, OH, OW, kh, kw, geometry,
-                        _direct(kh, kw, stride, padding), G):
-        pass
+    _Im2colGemm(_nhwc(x), (N, OH, OW), (kh, kw), geometry, G, kh * kw * Cg,
+                _direct(kh, kw, stride, padding), mat=wmat, out=out).run()
     if bias is not None:
         out += bias  # in place, one pass, broadcast over rows
     return out.reshape(N, OH, OW, O).transpose(0, 3, 1, 2)
@@ -201,44 +233,22 @@ def conv2d_backward(grad, x, weight, stride, padding, dilation, groups, need_inp
         wtmat = np.ascontiguousarray(weight.reshape(G, Og, Cg, kh, kw).transpose(0, 3, 4, 1, 2))
         wtmat = wtmat.reshape(G, kh * kw * Og, Cg)
         gx = np.empty((N * H * W, C), grad.dtype)
-        xrows = xh.reshape(N * H * W, C) if need_weight else None
         geometry = (1, 1, padding[0], padding[1], -dilation[0], -dilation[1], *stride)
-        chunks = _conv_rows(gh, wtmat, gx, N, H, W, kh, kw, geometry, direct, G)
-        if need_weight:
-            gw = _weight_grad(((xrows[rows], gcols) for rows, gcols in chunks), G)
-        else:
-            for _ in chunks:
-                pass
+        gw = _Im2colGemm(gh, (N, H, W), (kh, kw), geometry, G, kh * kw * Og, direct,
+                         mat=wtmat, out=gx,
+                         pair=xh.reshape(N * H * W, C) if need_weight else None).run()
         gx = gx.reshape(N, H, W, C).transpose(0, 3, 1, 2)
         if need_weight:  # (G, Cg, kh, kw, Og) -> (O, Cg, kh, kw)
             gw = np.ascontiguousarray(
                 gw.reshape(G, Cg, kh, kw, Og).transpose(0, 4, 1, 2, 3)).reshape(O, Cg, kh, kw)
     elif need_weight:
-        grows = gh.reshape(N * OH * OW, O)
-        K = kh * kw * Cg
         geometry = (*stride, -padding[0], -padding[1], *dilation, 1, 1)
-        if direct:
-            chunks = [(slice(0, N * OH * OW), xh.reshape(N * OH * OW, C))]
-        else:
-            chunks = _im2col_chunks(xh, N, OH, OW, kh, kw, geometry, G, K)
-        gw = _weight_grad(((cols, grows[rows]) for rows, cols in chunks), G)
+        gw = _Im2colGemm(xh, (N, OH, OW), (kh, kw), geometry, G, kh * kw * Cg, direct,
+                         pair=gh.reshape(N * OH * OW, O), pair_first=False).run()
         # (G, kh, kw, Cg, Og) -> (O, Cg, kh, kw)
         gw = np.ascontiguousarray(
             gw.reshape(G, kh, kw, Cg, Og).transpose(0, 4, 3, 1, 2)).reshape(O, Cg, kh, kw)
     return gx, gw
-
-
-def _im2col_chunks(src, N, OH, OW, kh, kw, geometry, G, K):
-    """(rows slice, cols chunk) of the im2col of src, chunk by chunk, in this thread's scratch
-    buffer: each chunk is overwritten by the next, so use it before asking for the next."""
-    cols = None
-    for n0, n1 in _chunks(N, OH * OW * G * K * src.itemsize):
-        rows = slice(n0 * OH * OW, n1 * OH * OW)
-        count = rows.stop - rows.start
-        if cols is None or cols.shape[0] != count:
-            cols = _scratch((count, G * K), src.dtype)
-        _im2col(src, cols, n0, n1, OH, OW, kh, kw, *geometry, G)
-        yield rows, cols
 
 
 _workspace = threading.local()
@@ -246,11 +256,11 @@ _workspace = threading.local()
 
 def _scratch(shape, dtype):
     """An uninitialised C-contiguous array over a per-thread buffer kept between calls. A
-    fresh array of COLS_BYTES per conv call is fresh memory from the OS every time, and its
-    page faults cost about as much as the im2col that fills it (measured: 54 -> 36 ms for the
-    demo's 32->32 conv at 32x32, batch 128). Per thread, so that convs in several threads
-    never share it; at most the largest chunk asked for (about COLS_BYTES) per thread."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    fresh array per chunk is fresh memory from the OS every time, and its page faults cost
+    about as much as the im2col that fills it (measured: 54 -> 36 ms for the demo's 32->32
+    conv at 32x32, batch 128, with 32 MiB chunks). Per thread, so that convs in several
+    threads never share it; at most the largest chunk asked for (about COLS_BYTES) per thread."""
+    nbytes = shape[0] * shape[1] * np.dtype(dtype).itemsize
     buf = getattr(_workspace, "buffer", None)
     if buf is None or buf.nbytes < nbytes:
         buf = _workspace.buffer = np.empty(nbytes, np.uint8)
