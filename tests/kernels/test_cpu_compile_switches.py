@@ -114,3 +114,34 @@ def test_every_cpu_kernel_releases_the_gil():
 
     for parallel in (False, True):
         assert jit.specialised(loop, parallel).targetoptions["nogil"]
+
+
+def _every_op():
+    for arity, count in enumerate(S._COUNTS, start=1):
+        for i in range(count):
+            yield (arity - 1) * S._BLOCK + i, arity
+
+
+@pytest.mark.parametrize("op, arity", list(_every_op()))
+def test_generic_small_copy_matches_each_ops_own_copy(monkeypatch, op, arity):
+    """Arrays under GENERIC_MAX_SIZE run an op through the copy of its family (its adapter in
+    kernels.scalar) that reads the op code at run time; from that size each op has its own
+    copy. The two give the same numbers, bit for bit (NaN where NaN), for every op, in both
+    float dtypes, on contiguous and strided operands; and a call picks the family's copy below
+    the switch, the op's own from it."""
+    limit = _ew.GENERIC_MAX_SIZE
+    assert _ew._kernel(op, limit - 1) is _ew._compiled[S.adapter(op)]
+    assert _ew._kernel(op, limit) is _ew._compiled[(op, False)]
+    rng = np.random.default_rng(op)
+    n = 777
+    for dtype in (np.float32, np.float64):
+        data = [rng.uniform(-3, 3, 2 * n).astype(dtype) for _ in range(arity)]
+        data[0][:4] = [0.0, -0.0, np.inf, np.nan]  # the edge cases of every op's math
+        if op in (S.POW, S.POW_GRAD_BASE, S.POW_GRAD_EXP):
+            data[0][4:] = np.abs(data[0][4:]) + 0.5  # real powers of a positive base
+        for operands in ([x[:n] for x in data], [x[::2] for x in data]):
+            results = []
+            for switch in (n + 1, 0):  # the generic copy, then the op's own
+                monkeypatch.setattr(_ew, "GENERIC_MAX_SIZE", switch)
+                results.append(K.elementwise(op, operands, dtype, param=0.3))
+            np.testing.assert_array_equal(results[0], results[1])
