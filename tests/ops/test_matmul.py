@@ -64,3 +64,41 @@ def test_matmul_of_transposed_and_sliced_operands():
     np.testing.assert_allclose(grads[tl.float64][0], a.T[::2] @ b.T[:, 1::3], rtol=1e-10)
     for got, want in zip(grads[tl.float32], grads[tl.float64]):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape_a, shape_b, split", [
+    ((40, 7), (7, 3), "rows"), ((3, 2, 5), (3, 5, 4), "batch"), ((2, 9), (9, 40), "columns"),
+    ((2, 3, 40, 6), (2, 3, 6, 5), "rows"), ((0, 4), (4, 3), None), ((5, 0), (0, 3), None),
+    ((1, 1), (1, 1), None)])
+def test_cpu_matmul_split_among_threads(monkeypatch, shape_a, shape_b, split):
+    """The CPU matmul splits its output among the thread budget's threads (rows, else the first
+    batch dim, else columns) above SPLIT_MIN_FLOPS: forced here for small shapes, every split
+    gives NumPy's product (zeros for an empty K, empty for an empty M), also with transposed
+    (strided) operands as backward passes them."""
+    import sys
+    from tinygrad_lite import threads
+    from tinygrad_lite.kernels import cpu as K
+    cpu_matmul = sys.modules["tinygrad_lite.kernels.cpu.matmul"]
+    if threads.max_threads() < 2:
+        pytest.skip("needs Numba's pool to allow 2 threads")
+    monkeypatch.setattr(cpu_matmul, "SPLIT_MIN_FLOPS", 0)
+    monkeypatch.setattr(cpu_matmul, "MIN_BLOCK", 4)
+    previous = threads.get_num_threads()
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal(shape_a), rng.standard_normal(shape_b)
+    try:
+        threads.set_num_threads(2)
+        blocks = cpu_matmul._blocks(shape_a[:-2], shape_a[-2], shape_b[-1], True)
+        got = K.matmul(a, b)
+        got_t = K.matmul(np.ascontiguousarray(np.swapaxes(a, -1, -2)).swapaxes(-1, -2), b)
+    finally:
+        threads.set_num_threads(previous)
+    expect = np.matmul(a, b)
+    assert got.shape == expect.shape
+    np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_t, expect, rtol=1e-12, atol=1e-12)
+    if split is not None:
+        axis = {"rows": -2, "batch": 0, "columns": -1}[split]
+        lengths = [expect[(slice(None),) * (axis % expect.ndim) + (s,)].shape[axis] for s in (
+            blk[0 if split != "columns" else 1][axis] for blk in blocks)]
+        assert len(blocks) == 2 and sum(lengths) == expect.shape[axis]

@@ -4,7 +4,7 @@ single-threaded BLAS (kernels/cpu/parallel.py says why not BLAS's own threads)."
 import numpy as np
 
 from ... import threads
-from .parallel import share_out
+from .parallel import share_out, split
 
 # Tunable: below this many flops one single-threaded call beats waking a second thread (a
 # 2^22-flop GEMM takes about 40 us on one core at 100 GFLOP/s; a hand-off costs about 20 us).
@@ -29,21 +29,16 @@ def matmul(a, b):
     return out
 
 
-def _blocks(lead, M, N, split):
+def _blocks(lead, M, N, big):
     """The blocks of the output as (index into a, index into b): one per thread along the rows
     when there are enough, else along the first batch dim, else along the columns; a single
     block when the product is too small to split."""
-    T = threads.get_num_threads() if split else 1
+    T = threads.get_num_threads() if big else 1
     every = (slice(None),) * (len(lead) + 2)
     if T > 1 and M >= T * MIN_BLOCK:
-        return [(every[:-2] + (rows, slice(None)), every) for rows in _parts(M, T)]
+        return [(every[:-2] + (rows, slice(None)), every) for rows in split(M, T)]
     if T > 1 and lead and lead[0] >= T:
-        return [((part,) + every[1:], (part,) + every[1:]) for part in _parts(lead[0], T)]
+        return [((part,) + every[1:], (part,) + every[1:]) for part in split(lead[0], T)]
     if T > 1 and N >= T * MIN_BLOCK:
-        return [(every, every[:-1] + (cols,)) for cols in _parts(N, T)]
+        return [(every, every[:-1] + (cols,)) for cols in split(N, T)]
     return [(every, every)]
-
-
-def _parts(n, T):
-    """T contiguous slices covering range(n) as evenly as possible."""
-    return [slice(n * i // T, n * (i + 1) // T) for i in range(T)]

@@ -18,23 +18,30 @@ inputs are copied to the nearer of the two. Outputs keep the input's layout.
 Accuracy: sums accumulate in float64 on values shifted by one element of their group
 (sum(x - K), sum((x - K)^2)), so the variance of float32 data with a large mean does not
 cancel; partial results of different pieces are merged with Chan's pairwise formula."""
+import math
+
 import numpy as np
-from numba import prange
 
 from ..plan import memory_order
-from .jit import kernel, twin
+from .jit import kernel, variants
+from .parallel import over_items
 
 __all__ = ["norm_stats", "norm_apply", "norm_backward", "norm_update_running",
            "norm_running_stats"]
 
-# Rows of a channels-last matrix per work item aim at this many work items per call, so both
-# cores stay busy and the per-item partial arrays stay small.
+# Rows of a channels-last matrix per work item: one item per ITEM_ELEMENTS elements, at most
+# WORK_ITEMS (enough ranges for the threads), at least one per block. Each item's partial sums
+# are merged serially per channel (Chan's formula, a division each), so items must not be many
+# for a small input: 64 items of a (256, 512) BatchNorm1d batch spent more time merging than
+# summing. The count depends on the shape only, so results do not depend on the thread count.
 WORK_ITEMS = 64
+ITEM_ELEMENTS = 1 << 16
 
 
-def _chunk(A, B):
-    """Rows per work item for A blocks of B channels-last rows."""
-    per_block = max(1, min(B, -(-WORK_ITEMS // A)))
+def _chunk(A, B, C):
+    """Rows per work item for A blocks of B channels-last rows of C channels."""
+    target = max(1, min(WORK_ITEMS, A * B * C // ITEM_ELEMENTS))
+    per_block = max(1, min(B, -(-target // A)))
     return -(-B // per_block)
 
 
@@ -51,17 +58,15 @@ def _merge(gn, gm, gM2, g, n, m, M2):
     gn[g] = total
 
 
-def _stats_loop(x, cl, per_sample, group_size, chunk, eps, mean, var, rstd):
-    # x: (A, C, B) rows mode or (A, B, C) channels-last, C-contiguous.
+def _stats_pieces(lo, hi, x, group_size, chunk, pn, pm, pM2):
+    # Items lo..hi-1 of x: (A, C, B) rows mode, one piece per row (a, c); or (A, B, C)
+    # channels-last, one piece per (a, row block, group). C-contiguous.
     A = x.shape[0]
-    C = x.shape[2] if cl else x.shape[1]
-    B = x.shape[1] if cl else x.shape[2]
+    C = x.shape[2] if CL else x.shape[1]
+    B = x.shape[1] if CL else x.shape[2]
     Ga = C // group_size
-    blocks = (B + chunk - 1) // chunk
-    pieces = A * C if not cl else A * blocks * Ga
-    pn, pm, pM2 = np.zeros(pieces), np.zeros(pieces), np.zeros(pieces)
-    if not cl:  # one piece per row (a, c): B contiguous values, shifted by the first
-        for r in prange(A * C):
+    if not CL:  # B contiguous values, shifted by the first
+        for r in range(lo, hi):
             row = x[r // C, r % C]
             K = np.float64(row[0])
             s1 = 0.0
@@ -71,37 +76,44 @@ def _stats_loop(x, cl, per_sample, group_size, chunk, eps, mean, var, rstd):
                 s1 += d
                 s2 += d * d
             pn[r], pm[r], pM2[r] = B, K + s1 / B, max(s2 - s1 * s1 / B, 0.0)
-    else:  # one piece per (a, row block, group): per-column sums, one shift per group
-        for item in prange(A * blocks):
-            a = item // blocks
-            lo = (item % blocks) * chunk
-            hi = min(B, lo + chunk)
-            K = np.empty(C)
+        return
+    blocks = (B + chunk - 1) // chunk  # per-column sums, one shift per group
+    K = np.empty(C)
+    s1 = np.empty(C)
+    s2 = np.empty(C)
+    for item in range(lo, hi):
+        a = item // blocks
+        start = (item % blocks) * chunk
+        end = min(B, start + chunk)
+        for c in range(C):
+            K[c] = x[a, start, (c // group_size) * group_size]
+            s1[c] = 0.0
+            s2[c] = 0.0
+        for b in range(start, end):
+            row = x[a, b]
             for c in range(C):
-                K[c] = x[a, lo, (c // group_size) * group_size]
-            s1 = np.zeros(C)
-            s2 = np.zeros(C)
-            for b in range(lo, hi):
-                row = x[a, b]
-                for c in range(C):
-                    d = np.float64(row[c]) - K[c]
-                    s1[c] += d
-                    s2[c] += d * d
-            n = (hi - lo) * group_size
-            for j in range(Ga):
-                t1 = 0.0
-                t2 = 0.0
-                for c in range(j * group_size, (j + 1) * group_size):
-                    t1 += s1[c]
-                    t2 += s2[c]
-                p = item * Ga + j
-                pn[p], pm[p], pM2[p] = n, K[j * group_size] + t1 / n, max(t2 - t1 * t1 / n, 0.0)
-    # merge the pieces into their groups, serially and in a fixed order (deterministic)
+                d = np.float64(row[c]) - K[c]
+                s1[c] += d
+                s2[c] += d * d
+        n = (end - start) * group_size
+        for j in range(Ga):
+            t1 = 0.0
+            t2 = 0.0
+            for c in range(j * group_size, (j + 1) * group_size):
+                t1 += s1[c]
+                t2 += s2[c]
+            p = item * Ga + j
+            pn[p], pm[p], pM2[p] = n, K[j * group_size] + t1 / n, max(t2 - t1 * t1 / n, 0.0)
+
+
+def _stats_merge(pn, pm, pM2, C, blocks, per_sample, group_size, eps, mean, var, rstd):
+    # the pieces into their groups, serially and in a fixed order (deterministic)
+    Ga = C // group_size
     G = mean.size
     gn = np.zeros(G)
     gM2 = np.zeros(G)
-    for p in range(pieces):
-        if not cl:
+    for p in range(pn.size):
+        if not CL:
             a, j = p // C, (p % C) // group_size
         else:
             a, j = p // (blocks * Ga), p % Ga
@@ -124,29 +136,21 @@ def _coefficients(a, C, Ga, per_sample, group_size, mean, rstd, w, b, scale, shi
 
 
 @kernel
-def _group_rows(a, C, Ga, per_sample, group_size, mean, rstd):
-    """mean and rstd of each channel's group in block a, as rows of C (no division per
-    element in the inner loops)."""
-    mc, rc = np.empty(C), np.empty(C)
-    for c in range(C):
-        g = (a * Ga if per_sample else 0) + c // group_size
-        mc[c], rc[c] = mean[g], rstd[g]
-    return mc, rc
+def _all_coefficients(A, C, per_sample, group_size, mean, rstd, w, b, scale, shift):
+    """_coefficients of every block a < A, as rows of scale and shift (A * C each)."""
+    for a in range(A):
+        _coefficients(a, C, C // group_size, per_sample, group_size, mean, rstd, w, b,
+                      scale[a * C:(a + 1) * C], shift[a * C:(a + 1) * C])
 
 
-def _apply_loop(x, y, mean, rstd, w, b, cl, per_sample, group_size, relu, chunk):
-    A = x.shape[0]
-    C = x.shape[2] if cl else x.shape[1]
-    B = x.shape[1] if cl else x.shape[2]
-    Ga = C // group_size
+def _apply_items(lo, hi, x, y, scale, shift, relu, chunk):
+    # rows mode: item = row (a, c); channels-last: item = (a, row block). scale and shift
+    # hold every block's coefficients (_all_coefficients).
+    C = x.shape[2] if CL else x.shape[1]
+    B = x.shape[1] if CL else x.shape[2]
     zero = np.zeros(1, x.dtype)[0]
-    if not cl:
-        scale = np.empty(A * C, x.dtype)
-        shift = np.empty(A * C, x.dtype)
-        for a in range(A):
-            _coefficients(a, C, Ga, per_sample, group_size, mean, rstd, w, b,
-                          scale[a * C:(a + 1) * C], shift[a * C:(a + 1) * C])
-        for r in prange(A * C):
+    if not CL:
+        for r in range(lo, hi):
             src, dst = x[r // C, r % C], y[r // C, r % C]
             s, t = scale[r], shift[r]
             for k in range(B):
@@ -154,44 +158,30 @@ def _apply_loop(x, y, mean, rstd, w, b, cl, per_sample, group_size, relu, chunk)
                 dst[k] = v if not relu or v > 0 else zero
         return
     blocks = (B + chunk - 1) // chunk
-    for item in prange(A * blocks):
+    for item in range(lo, hi):
         a = item // blocks
-        lo = (item % blocks) * chunk
-        scale = np.empty(C, x.dtype)
-        shift = np.empty(C, x.dtype)
-        _coefficients(a, C, Ga, per_sample, group_size, mean, rstd, w, b, scale, shift)
-        for r in range(lo, min(B, lo + chunk)):
+        start = (item % blocks) * chunk
+        sc, sh = scale[a * C:(a + 1) * C], shift[a * C:(a + 1) * C]
+        for r in range(start, min(B, start + chunk)):
             src, dst = x[a, r], y[a, r]
             for c in range(C):
-                v = src[c] * scale[c] + shift[c]
+                v = src[c] * sc[c] + sh[c]
                 dst[c] = v if not relu or v > 0 else zero
 
 
-def _backward_loop(x, gy, mean, rstd, w, b, cl, per_sample, group_size, relu, batch_stats,
-                   chunk, dx, dw, db):
+def _backward_sums(lo, hi, x, gy, mean, rstd, scale, shift, per_sample, group_size, chunk, P1,
+                   P2):
     # With h = g * w[c] (g masked by the ReLU) and xhat = (x - mean) * rstd, per group:
     # dx = rstd * (h - mean(h) - xhat * mean(h * xhat)); the means vanish when the statistics
-    # are constants (eval). dw[c] = sum(g * xhat), db[c] = sum(g). Pass 1 sums g and g * xhat
-    # per (piece, channel); a serial merge gives the per-channel and per-group sums; pass 2
-    # writes dx.
+    # are constants (eval). dw[c] = sum(g * xhat), db[c] = sum(g). This pass sums g and
+    # g * xhat per (item, channel) for items lo..hi-1; _backward_merge gives the per-channel
+    # and per-group sums; _backward_dx writes dx.
     A = x.shape[0]
-    C = x.shape[2] if cl else x.shape[1]
-    B = x.shape[1] if cl else x.shape[2]
+    C = x.shape[2] if CL else x.shape[1]
+    B = x.shape[1] if CL else x.shape[2]
     Ga = C // group_size
-    G = mean.size
-    per_group = (1 if per_sample else A) * group_size * B
-    blocks = (B + chunk - 1) // chunk
-    items = A * C if not cl else A * blocks
-    width = 1 if not cl else C
-    P1 = np.zeros(items * width)
-    P2 = np.zeros(items * width)
-    scale = np.empty(A * C, x.dtype)
-    shift = np.empty(A * C, x.dtype)
-    for a in range(A):
-        _coefficients(a, C, Ga, per_sample, group_size, mean, rstd, w, b,
-                      scale[a * C:(a + 1) * C], shift[a * C:(a + 1) * C])
-    for item in prange(items):
-        if not cl:
+    if not CL:
+        for item in range(lo, hi):
             a, c = item // C, item % C
             src, g_in = x[a, c], gy[a, c]
             g = (a * Ga if per_sample else 0) + c // group_size
@@ -199,82 +189,131 @@ def _backward_loop(x, gy, mean, rstd, w, b, cl, per_sample, group_size, relu, ba
             s1 = 0.0
             s2 = 0.0
             for k in range(B):
-                ge = np.float64(g_in[k]) if not relu or src[k] * s + t > 0 else 0.0
+                ge = np.float64(g_in[k]) if not RELU or src[k] * s + t > 0 else 0.0
                 s1 += ge
                 s2 += ge * (np.float64(src[k]) - m) * r
             P1[item], P2[item] = s1, s2
-        else:
-            a = item // blocks
-            lo = (item % blocks) * chunk
-            mc, rc = _group_rows(a, C, Ga, per_sample, group_size, mean, rstd)
-            sc, sh = scale[a * C:(a + 1) * C], shift[a * C:(a + 1) * C]
-            s1 = np.zeros(C)
-            s2 = np.zeros(C)
-            for k in range(lo, min(B, lo + chunk)):
-                src, g_in = x[a, k], gy[a, k]
-                if relu:  # two loops, so that each one vectorises
-                    for c in range(C):
-                        ge = np.float64(g_in[c]) if src[c] * sc[c] + sh[c] > 0 else 0.0
-                        s1[c] += ge
-                        s2[c] += ge * (np.float64(src[c]) - mc[c]) * rc[c]
-                else:
-                    for c in range(C):
-                        ge = np.float64(g_in[c])
-                        s1[c] += ge
-                        s2[c] += ge * (np.float64(src[c]) - mc[c]) * rc[c]
-            for c in range(C):  # element stores: a slice store compiles NumPy's
-                P1[item * C + c] = s1[c]  # shape-mismatch error path (~2 s cold)
-                P2[item * C + c] = s2[c]
-    H1 = np.zeros(G)
-    H2 = np.zeros(G)
-    for p in range(items * width):
-        a = p // C if not cl else (p // C) // blocks
+        return
+    blocks = (B + chunk - 1) // chunk
+    mc, rc = np.empty(C), np.empty(C)
+    for item in range(lo, hi):
+        a = item // blocks
+        start = (item % blocks) * chunk
+        _group_rows(a, C, Ga, per_sample, group_size, mean, rstd, mc, rc)
+        sc, sh = scale[a * C:(a + 1) * C], shift[a * C:(a + 1) * C]
+        s1, s2 = P1[item * C:(item + 1) * C], P2[item * C:(item + 1) * C]
+        for k in range(start, min(B, start + chunk)):
+            src, g_in = x[a, k], gy[a, k]
+            if RELU:  # two loops, so that each one vectorises
+                for c in range(C):
+                    ge = np.float64(g_in[c]) if src[c] * sc[c] + sh[c] > 0 else 0.0
+                    s1[c] += ge
+                    s2[c] += ge * (np.float64(src[c]) - mc[c]) * rc[c]
+            else:
+                for c in range(C):
+                    ge = np.float64(g_in[c])
+                    s1[c] += ge
+                    s2[c] += ge * (np.float64(src[c]) - mc[c]) * rc[c]
+
+
+@kernel
+def _group_rows(a, C, Ga, per_sample, group_size, mean, rstd, mc, rc):
+    """mean and rstd of each channel's group in block a, as rows of C (no division per
+    element in the inner loops)."""
+    for c in range(C):
+        g = (a * Ga if per_sample else 0) + c // group_size
+        mc[c], rc[c] = mean[g], rstd[g]
+
+
+def _backward_merge(P1, P2, C, blocks, w, per_sample, group_size, batch_stats, per_group, dw,
+                    db, H1, H2):
+    # the per-item sums into dw, db and each group's two means of the closed form (zero for
+    # constant statistics), serially and in a fixed order (deterministic)
+    Ga = C // group_size
+    for p in range(P1.size):
+        a = p // C if not CL else (p // C) // blocks
         c = p % C
         db[c] += P1[p]
         dw[c] += P2[p]
         g = (a * Ga if per_sample else 0) + c // group_size
         H1[g] += np.float64(w[c]) * P1[p]
         H2[g] += np.float64(w[c]) * P2[p]
-    for g in range(G):  # the two means of the closed form, or zero for constant statistics
+    for g in range(H1.size):
         H1[g] = H1[g] / per_group if batch_stats else 0.0
         H2[g] = H2[g] / per_group if batch_stats else 0.0
-    for item in prange(items):
-        if not cl:
+
+
+def _backward_dx(lo, hi, x, gy, mean, rstd, w, scale, shift, per_sample, group_size, chunk,
+                 H1, H2, dx):
+    C = x.shape[2] if CL else x.shape[1]
+    B = x.shape[1] if CL else x.shape[2]
+    Ga = C // group_size
+    if not CL:
+        for item in range(lo, hi):
             a, c = item // C, item % C
             src, g_in, out = x[a, c], gy[a, c], dx[a, c]
             g = (a * Ga if per_sample else 0) + c // group_size
             m, r, s, t = mean[g], rstd[g], scale[item], shift[item]
             wc, m1, m2 = np.float64(w[c]), H1[g], H2[g]
             for k in range(B):
-                ge = np.float64(g_in[k]) if not relu or src[k] * s + t > 0 else 0.0
+                ge = np.float64(g_in[k]) if not RELU or src[k] * s + t > 0 else 0.0
                 out[k] = r * (ge * wc - m1 - (np.float64(src[k]) - m) * r * m2)
-        else:
-            a = item // blocks
-            lo = (item % blocks) * chunk
-            mc, rc = _group_rows(a, C, Ga, per_sample, group_size, mean, rstd)
-            sc, sh = scale[a * C:(a + 1) * C], shift[a * C:(a + 1) * C]
-            # dx = k1 * g - k2 - (x - mean) * k3, the coefficients per channel of block a
-            k1, k2, k3 = np.empty(C), np.empty(C), np.empty(C)
-            for c in range(C):
-                g = (a * Ga if per_sample else 0) + c // group_size
-                k1[c] = rc[c] * np.float64(w[c])
-                k2[c] = rc[c] * H1[g]
-                k3[c] = rc[c] * rc[c] * H2[g]
-            for k in range(lo, min(B, lo + chunk)):
-                src, g_in, out = x[a, k], gy[a, k], dx[a, k]
-                if relu:
-                    for c in range(C):
-                        ge = np.float64(g_in[c]) if src[c] * sc[c] + sh[c] > 0 else 0.0
-                        out[c] = k1[c] * ge - k2[c] - (np.float64(src[c]) - mc[c]) * k3[c]
-                else:
-                    for c in range(C):
-                        out[c] = (k1[c] * np.float64(g_in[c]) - k2[c]
-                                  - (np.float64(src[c]) - mc[c]) * k3[c])
+        return
+    blocks = (B + chunk - 1) // chunk
+    mc, rc = np.empty(C), np.empty(C)
+    k1, k2, k3 = np.empty(C), np.empty(C), np.empty(C)
+    for item in range(lo, hi):
+        a = item // blocks
+        start = (item % blocks) * chunk
+        _group_rows(a, C, Ga, per_sample, group_size, mean, rstd, mc, rc)
+        sc, sh = scale[a * C:(a + 1) * C], shift[a * C:(a + 1) * C]
+        # dx = k1 * g - k2 - (x - mean) * k3, the coefficients per channel of block a
+        for c in range(C):
+            g = (a * Ga if per_sample else 0) + c // group_size
+            k1[c] = rc[c] * np.float64(w[c])
+            k2[c] = rc[c] * H1[g]
+            k3[c] = rc[c] * rc[c] * H2[g]
+        for k in range(start, min(B, start + chunk)):
+            src, g_in, out = x[a, k], gy[a, k], dx[a, k]
+            if RELU:
+                for c in range(C):
+                    ge = np.float64(g_in[c]) if src[c] * sc[c] + sh[c] > 0 else 0.0
+                    out[c] = k1[c] * ge - k2[c] - (np.float64(src[c]) - mc[c]) * k3[c]
+            else:
+                for c in range(C):
+                    out[c] = (k1[c] * np.float64(g_in[c]) - k2[c]
+                              - (np.float64(src[c]) - mc[c]) * k3[c])
 
 
-_stats = twin(_stats_loop)
-_apply = twin(_apply_loop)
-_backward = twin(_backward_loop)
+# Compiled serial, one copy per layout (CL) and, for backward, with or without the ReLU (RELU):
+# Numba prunes the other copies' branches before compiling (the cnn's cold start compiled
+# every branch to run one). Threads come from parallel.over_items, not from prange: a parfor
+# cost 2-3x a serial loop's compile time (backward 4.0 s against 1.7 s), and the work runs on
+# the same threads as conv's and matmul's.
+CL = RELU = False
+_stats_pieces_copy = variants(_stats_pieces, ("CL",), math.inf)
+_stats_merge_copy = variants(_stats_merge, ("CL",), math.inf)
+_apply_copy = variants(_apply_items, ("CL",), math.inf)
+_sums_copy = variants(_backward_sums, ("CL", "RELU"), math.inf)
+_backward_merge_copy = variants(_backward_merge, ("CL",), math.inf)
+_dx_copy = variants(_backward_dx, ("CL", "RELU"), math.inf)
+
+
+def _items(m, cl):
+    """(work items, rows per channels-last block): rows (a, c) in rows mode; (a, row block)
+    channels-last, as many as _chunk says."""
+    A = m.shape[0]
+    if not cl:
+        return A * m.shape[1], 1
+    chunk = _chunk(A, m.shape[1], m.shape[2])
+    return A * -(-m.shape[1] // chunk), chunk
+
+
+def _scale_shift(m, cl, mean, rstd, w, b, per_sample, group_size):
+    A, C = m.shape[0], (m.shape[2] if cl else m.shape[1])
+    scale, shift = np.empty(A * C, m.dtype), np.empty(A * C, m.dtype)
+    _all_coefficients(A, C, per_sample, group_size, mean, rstd, w, b, scale, shift)
+    return scale, shift
 
 
 def _memory(x, per_sample):
@@ -310,8 +349,13 @@ def norm_stats(x, per_sample, group_size, eps):
     N, C = x.shape[0], x.shape[1]
     G = (N if per_sample else 1) * (C // group_size)
     mean, var, rstd = np.empty(G), np.empty(G), np.empty(G)
-    chunk = _chunk(m.shape[0], m.shape[1]) if cl else 1
-    _stats(m.size)(m, cl, per_sample, group_size, chunk, eps, mean, var, rstd)
+    items, chunk = _items(m, cl)
+    pieces = items * (C // group_size) if cl else items
+    pn, pm, pM2 = np.empty(pieces), np.empty(pieces), np.empty(pieces)
+    over_items(_stats_pieces_copy(0, cl), items, m.size, m, group_size, chunk, pn, pm, pM2)
+    blocks = items // m.shape[0]
+    _stats_merge_copy(0, cl)(pn, pm, pM2, C, blocks, per_sample, group_size, eps, mean, var,
+                             rstd)
     return mean, var, rstd
 
 
@@ -321,8 +365,10 @@ def norm_apply(x, mean, rstd, weight, bias, per_sample, group_size, relu):
     m, cl = _memory(x, per_sample)
     w, b = _affine(weight, bias, x.shape[1], x.dtype)
     y = np.empty_like(m)
-    chunk = _chunk(m.shape[0], m.shape[1]) if cl else 1
-    _apply(m.size)(m, y, mean, rstd, w, b, cl, per_sample, group_size, bool(relu), chunk)
+    scale, shift = _scale_shift(m, cl, mean, rstd, w, b, per_sample, group_size)
+    items, chunk = _items(m, cl)
+    over_items(_apply_copy(0, cl), items, m.size, m, y, scale, shift, bool(relu), chunk,
+               min_size=1 << 20)
     return _logical(y, cl, x.shape)
 
 
@@ -336,13 +382,23 @@ def norm_backward(x, grad, mean, rstd, weight, bias, per_sample, group_size, rel
         g = np.ascontiguousarray(grad.transpose(last)).reshape(m.shape)
     else:
         g = np.ascontiguousarray(grad).reshape(m.shape)
-    C = x.shape[1]
+    A, C = m.shape[0], x.shape[1]
     w, b = _affine(weight, bias, C, x.dtype)
-    dx = np.empty_like(m)
+    scale, shift = _scale_shift(m, cl, mean, rstd, w, b, per_sample, group_size)
+    items, chunk = _items(m, cl)
+    width = C if cl else 1
+    P1, P2 = np.zeros(items * width), np.zeros(items * width)
+    relu = bool(relu)
+    over_items(_sums_copy(0, cl, relu), items, m.size, m, g, mean, rstd, scale, shift,
+               per_sample, group_size, chunk, P1, P2)
     dw, db = np.zeros(C), np.zeros(C)
-    chunk = _chunk(m.shape[0], m.shape[1]) if cl else 1
-    _backward(m.size)(m, g, mean, rstd, w, b, cl, per_sample, group_size, bool(relu),
-                      bool(batch_stats), chunk, dx, dw, db)
+    H1, H2 = np.zeros(mean.size), np.zeros(mean.size)
+    per_group = (1 if per_sample else A) * group_size * (m.shape[1] if cl else m.shape[2])
+    _backward_merge_copy(0, cl)(P1, P2, C, items // A, w, per_sample, group_size,
+                                bool(batch_stats), per_group, dw, db, H1, H2)
+    dx = np.empty_like(m)
+    over_items(_dx_copy(0, cl, relu), items, m.size, m, g, mean, rstd, w, scale, shift,
+               per_sample, group_size, chunk, H1, H2, dx)
     return _logical(dx, cl, x.shape), dw.astype(x.dtype), db.astype(x.dtype)
 
 

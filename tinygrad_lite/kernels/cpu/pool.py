@@ -27,20 +27,23 @@ gradient there, so ties send the whole gradient to one element. The average back
 g * scale to every tap. Both scatter in parallel over B (windows of one plane overlap, planes
 never do), so there are no races.
 """
+import math
+
 import numpy as np
-from numba import prange
 
 from ..plan import contiguous
 from .jit import variants
+from .parallel import over_items
 
 __all__ = ["pool2d", "pool2d_backward"]
 
 
-def _forward_loop(x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale):
+def _forward_loop(lo, hi, x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale):
+    # output rows t = b * OH + oh for lo <= t < hi
     B, H, W, L = x.shape
     OH, OW = out.shape[1], out.shape[2]
     shared = hs.shape[0] == 1  # one window grid for every plane
-    for t in prange(B * OH):
+    for t in range(lo, hi):
         b, oh = t // OH, t % OH
         for ow in range(OW):
             if PER_LANE:
@@ -97,10 +100,11 @@ def _forward_loop(x, out, idx, hs, hc, ws, wc, dh, dw, hscale, wscale):
                     out[b, oh, ow, lane] *= scale
 
 
-def _backward_loop(g, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale):
+def _backward_loop(lo, hi, g, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale):
+    # planes b, lo <= b < hi
     B, OH, OW, L = g.shape
     H, W = dx.shape[1], dx.shape[2]
-    for b in prange(B):  # planes never share input elements: no two threads write one
+    for b in range(lo, hi):  # planes never share input elements: no two threads write one
         plane = dx[b].reshape(H * W, L)  # rows indexed by the recorded h * W + w
         for oh in range(OH):
             for ow in range(OW):
@@ -123,10 +127,11 @@ def _backward_loop(g, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale):
 
 
 # Max or average (IS_MAX) and the loop order (PER_LANE) are compiled constants: a copy types
-# and compiles only the path it runs (the cnn's max pooling over NHWC lanes).
+# and compiles only the path it runs (the cnn's max pooling over NHWC lanes). Serial copies:
+# parallel.over_items shares the rows (forward) or planes (backward) out among threads.
 IS_MAX = PER_LANE = False
-_forward = variants(_forward_loop, ("IS_MAX", "PER_LANE"))
-_backward = variants(_backward_loop, ("IS_MAX",))
+_forward = variants(_forward_loop, ("IS_MAX", "PER_LANE"), math.inf)
+_backward = variants(_backward_loop, ("IS_MAX",), math.inf)
 _NO_INDEX = np.zeros((1, 1, 1, 1), np.int64)  # average pooling records no argmax
 
 
@@ -161,8 +166,8 @@ def pool2d(x, windows, is_max, channels_last):
     # with scalar accumulators (NCHW, L = 1: no per-output vector set-up; fractional pooling:
     # windows differ per plane).
     per_lane = L == 1 or hs.shape[0] != 1
-    _forward(x.size, bool(is_max), per_lane)(xl, out, idx, hs, hc, ws, wc, dh, dw, hscale,
-                                             wscale)
+    over_items(_forward(0, bool(is_max), per_lane), B * OH, x.size, xl, out, idx, hs, hc, ws,
+               wc, dh, dw, hscale, wscale)
     shape = (N, C, OH, OW)
     return (_unlanes(out, shape, channels_last),
             _unlanes(idx, shape, channels_last) if is_max else None)
@@ -178,5 +183,6 @@ def pool2d_backward(grad, input_shape, argmax, windows, is_max, channels_last):
     B, L = gl.shape[0], gl.shape[3]
     dx = np.zeros((B, H, W, L), grad.dtype)
     idx = _lanes(argmax, channels_last) if is_max else _NO_INDEX
-    _backward(dx.size, bool(is_max))(gl, dx, idx, hs, hc, ws, wc, dh, dw, hscale, wscale)
+    over_items(_backward(0, bool(is_max)), B, dx.size, gl, dx, idx, hs, hc, ws, wc, dh, dw,
+               hscale, wscale)
     return _unlanes(dx, tuple(input_shape), channels_last)
