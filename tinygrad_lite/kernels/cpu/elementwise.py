@@ -162,10 +162,14 @@ def elementwise(op, arrays, dtype, shape=None, param=0.0, out=None):
     broadcast together (and to `shape`, if given), with constant `param`. Returns a new `dtype`
     array laid out as plan.output_order says, or `out` (any strides, possibly an operand)
     written in place."""
-    layouts = tuple((a.shape, a.strides, a.itemsize) for a in arrays)
+    # Plain loops and no generators: this runs for every op, and on small arrays its Python
+    # work is the op's cost (the a * b overhead pair of make bench).
+    layouts = []
+    for a in arrays:
+        layouts.append((a.shape, a.strides, a.itemsize))
     given = out is not None
     out_shape, alloc, inverse, views, steps = _launch(
-        op, layouts, None if shape is None else tuple(shape),
+        op, tuple(layouts), None if shape is None else tuple(shape),
         (out.shape, out.strides, out.itemsize) if given else None)
     if not given:
         buf = np.empty(alloc, dtype)
@@ -174,11 +178,14 @@ def elementwise(op, arrays, dtype, shape=None, param=0.0, out=None):
         return out
     if steps is None:
         return _agreeing(op, arrays, out, param)
-    flats = [_flat(a, *v) for a, v in zip(arrays, views)]
-    flats += [flats[0]] * (scalar.MAX_ARITY - len(flats))  # unused operands repeat the first
+    flats = []
+    for a, view in zip(arrays, views):
+        flats.append(a.reshape(-1) if view[0] == _C else _flat(a, *view))
+    first = flats[0]
+    while len(flats) < scalar.MAX_ARITY:  # unused operands repeat the first
+        flats.append(first)
     target = _flat(out, *views[-1]) if given else buf.reshape(-1)
-    _kernel(op, out.size)(flats[0], flats[1], flats[2], flats[3], target, steps, float(param),
-                          op)
+    _kernel(op, out.size)(first, flats[1], flats[2], flats[3], target, steps, float(param), op)
     return out
 
 
