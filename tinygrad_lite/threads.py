@@ -210,6 +210,18 @@ def blas_single_threaded():
                 _blas.set(_budget)
 
 
+def _reset_after_fork():
+    """A child forked while a thread of the parent held BLAS at one thread inherits the count
+    and maybe the lock, but not the holder: it starts free, BLAS back at the budget."""
+    global _single_lock, _single_users
+    _single_lock, _single_users = threading.Lock(), 0
+    _blas.set(_budget)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def blas_num_threads():
     """BLAS's own count of threads, or None when no BLAS control was found."""
     return _blas.get()

@@ -391,3 +391,39 @@ def test_im2col_scratch_is_kept_per_thread(monkeypatch):
     for a, b in zip(alone, together):
         for u, v in zip(a, b):
             np.testing.assert_array_equal(u, v)
+
+
+def test_conv_in_a_forked_child_after_the_parent_used_its_threads(monkeypatch):
+    """The parent's conv pool threads do not survive a fork: a child (a search's process pool
+    forks) must make its own instead of queueing work for threads that do not exist, and must
+    not inherit a held BLAS switch."""
+    import multiprocessing
+    from tinygrad_lite import threads
+    if threads.max_threads() < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs 2 threads and the fork start method")
+    monkeypatch.setattr(cpu_conv, "COLS_BYTES", 2000)  # several chunks: both threads work
+    previous = threads.get_num_threads()
+    threads.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(9)
+        x, w = rng.standard_normal((4, 3, 9, 9)), rng.standard_normal((5, 3, 3, 3))
+        expect = conv2d(tl.tensor(x), tl.tensor(w), padding=1).numpy()  # the pool exists now
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+
+        def child():
+            out = conv2d(tl.tensor(x), tl.tensor(w), padding=1).numpy()
+            queue.put((out, threads.blas_num_threads()))
+
+        proc = ctx.Process(target=child, daemon=True)
+        proc.start()
+        try:
+            got, blas = queue.get(timeout=60)  # a child waiting on the parent's threads: Empty
+        finally:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+    finally:
+        threads.set_num_threads(previous)
+    np.testing.assert_allclose(got, expect, rtol=1e-12)
+    assert blas in (None, 2)

@@ -14,6 +14,7 @@ BLAS's threads, 796 with the same spinning turned off by that variable. Holding 
 thread inside our kernels and splitting the work ourselves avoids the spinning without asking
 the user for an environment variable. Outside our kernels BLAS keeps the budget's threads (a
 user's own NumPy matmuls)."""
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -50,6 +51,18 @@ def share_out(work, items, most=None):
         finally:  # never restore BLAS while a share still runs
             rest = [f.result() for f in futures]
     return [first] + rest
+
+
+def _forget_pool():
+    """In a forked child the parent's pool threads do not exist: a task submitted to the pool
+    object inherited from the parent would wait forever (a search's process pool forks a
+    process that trains). The child makes its own on first use."""
+    global _executor, _executor_size, _executor_lock
+    _executor, _executor_size, _executor_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _pool(size):
