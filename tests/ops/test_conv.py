@@ -321,9 +321,9 @@ def test_weight_product_in_either_orientation(G, k, m):
                                         ((6, 2, 3, 2), dict(stride=2, groups=3))])
 def test_chunks_shared_among_threads_match_one_thread(monkeypatch, ws, kwargs):
     """With a budget of several threads the chunks are shared out among them (the calling
-    thread and conv's pool, BLAS single-threaded meanwhile): forward and both gradients equal
-    the one-thread results to rounding (the weight gradient sums its chunks in another
-    order), are bitwise the same on every run, and BLAS gets the budget back afterwards."""
+    thread and the pool take items of a few chunks in turn, BLAS single-threaded meanwhile):
+    forward and both gradients are bitwise the one-thread results (the weight gradient sums
+    its items in their order whoever computed them), and BLAS gets the budget back."""
     from tinygrad_lite import threads
     if threads.max_threads() < 2:
         pytest.skip("needs Numba's pool to allow 2 threads (NUMBA_NUM_THREADS >= 2)")
@@ -351,8 +351,7 @@ def test_chunks_shared_among_threads_match_one_thread(monkeypatch, ws, kwargs):
     finally:
         threads.set_num_threads(previous)
     for a, b, c in zip(one, shared, again):
-        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
-        assert np.array_equal(b, c)
+        assert np.array_equal(b, a) and np.array_equal(c, a)
     assert blas in (None, 2)
 
 

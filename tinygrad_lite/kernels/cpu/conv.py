@@ -58,6 +58,10 @@ __all__ = ["conv2d", "conv2d_backward"]
 # forward 18.4 ms at each); the old single 32 MiB chunk filled from DRAM took 33-43 ms. Tests
 # shrink it to cross chunk boundaries.
 COLS_BYTES = 1 << 20
+# Chunks per item that the threads take in turn: enough items for a thread slowed by other
+# load to leave some to the others (a 32x32 layer of the demo has about 150 chunks), few
+# enough that the per-item weight-gradient partial sums stay small.
+CHUNKS_PER_ITEM = 4
 
 
 @kernel
@@ -165,6 +169,7 @@ class _Im2colGemm:
         return cols
 
     def work(self, chunks):
+        """One item of share_out: a few consecutive chunks, their weight-gradient sum or None."""
         OW, acc = self.grid[2], None
         for r0, r1 in chunks:
             cols = self.chunk_rows(r0, r1)
@@ -174,24 +179,25 @@ class _Im2colGemm:
             if self.pair is not None:
                 a, b = (self.pair[rows], cols) if self.pair_first else (cols, self.pair[rows])
                 part = _weight_product(a, b, self.G, self.swap)
-                acc = part if acc is None else _add(acc, part)
+                if acc is None:
+                    acc = part
+                else:
+                    acc += part
         return acc
 
     def run(self):
         N, OH, OW = self.grid
         chunks = _chunks(N * OH, OW * self.G * self.K * self.src.itemsize)
-        parts = share_out(self.work, chunks)
+        # Items of CHUNKS_PER_ITEM consecutive chunks whatever the thread count, summed in
+        # their order: the weight gradient is the same number with 1, 2 or 16 threads.
+        items = [chunks[i:i + CHUNKS_PER_ITEM] for i in range(0, len(chunks), CHUNKS_PER_ITEM)]
+        parts = share_out(self.work, items)
         if self.pair is None:
             return None
         total = parts[0]
-        for part in parts[1:]:  # in thread order: the same sum on every run
+        for part in parts[1:]:
             total += part
         return total.transpose(0, 2, 1) if self.swap else total
-
-
-def _add(acc, part):
-    acc += part
-    return acc
 
 
 def conv2d(x, weight, bias, stride, padding, dilation, groups, out_size):

@@ -19,9 +19,9 @@ def matmul(a, b):
     out = np.empty(a.shape[:-2] + (M, N), np.result_type(a.dtype, b.dtype))
     blocks = _blocks(a.shape[:-2], M, N, 2 * out.size * K >= SPLIT_MIN_FLOPS)
 
-    def work(assigned):
-        for index_a, index_b in assigned:
-            np.matmul(a[index_a], b[index_b], out=out[index_a[:-1] + index_b[-1:]])
+    def work(block):
+        index_a, index_b = block
+        np.matmul(a[index_a], b[index_b], out=out[index_a[:-1] + index_b[-1:]])
     if out.size == 0 or K == 0:
         out[...] = np.matmul(a, b)  # NumPy's empty-dimension rules (zeros when K == 0)
         return out

@@ -27,30 +27,48 @@ from ... import threads
 # one thread, 0.34 ms shared; 524,288: 0.64 / 0.68 ms; 1M: 1.20 / 0.83 ms; 4M: 5.0 / 2.9 ms.
 # Cheaper kernels pass a larger min_size (the norm's normalise-and-scale pass: 1M).
 PARALLEL_MIN_SIZE = 1 << 19
+# Ranges per thread in over_items: a few, so that a thread slowed by another process's load
+# leaves its later ranges to the others.
+RANGES_PER_THREAD = 4
 
 _executor, _executor_size, _executor_lock = None, 0, threading.Lock()
 
 
-def share_out(work, items, most=None):
-    """[work(items[i::T]) for i < T], T = min(thread budget, len(items), most): the calling
-    thread does share 0 and T - 1 pool threads the others, BLAS single-threaded meanwhile
-    (also when T is 1: a GEMM too small to split then never wakes BLAS's pool). Items go to
-    shares interleaved, so a share's items and the results' order depend only on T (results
-    that are summed come out the same on every run). With a budget of one thread, or without
-    OpenBLAS's C API to switch BLAS's threads cheaply, everything runs here as it is."""
+def share_out(work, items):
+    """[work(item) for item in items], the items taken in turn by the calling thread and up to
+    T - 1 pool threads (T = the thread budget), BLAS single-threaded meanwhile (also with one
+    item: a GEMM too small to split then never wakes BLAS's pool). Whoever is free takes the
+    next item, so a core slowed by another process's load takes fewer; the results come back
+    in the items' order, so a caller that sums them gets the same sum for any T. With a budget
+    of one thread, or without OpenBLAS's C API to switch BLAS's threads cheaply, everything
+    runs here as it is."""
     budget = threads.get_num_threads()
     if budget == 1 or not threads.blas_is_settable():
-        return [work(items)]
-    T = min(budget, len(items), most or len(items))
+        return [work(item) for item in items]
+    T = min(budget, len(items))
     with threads.blas_single_threaded():
-        if T <= 1:  # one share, still with BLAS's pool asleep
-            return [work(items)]
-        futures = [_pool(T - 1).submit(work, items[i::T]) for i in range(1, T)]
+        if T <= 1:
+            return [work(item) for item in items]
+        results = [None] * len(items)
+        order = iter(range(len(items)))  # one iterator for all: next() is atomic under the GIL
+        failed = []
+
+        def take():
+            for i in order:
+                if failed:
+                    return
+                try:
+                    results[i] = work(items[i])
+                except BaseException:
+                    failed.append(True)
+                    raise
+        futures = [_pool(T - 1).submit(take) for _ in range(T - 1)]
         try:
-            first = work(items[0::T])
+            take()
         finally:  # never restore BLAS while a share still runs
-            rest = [f.result() for f in futures]
-    return [first] + rest
+            for f in futures:
+                f.result()
+    return results
 
 
 def _forget_pool():
@@ -83,12 +101,14 @@ def split(n, parts):
 
 
 def over_items(kernel, items, size, *args, min_size=None):
-    """kernel(lo, hi, *args) for the work items [0, items): one contiguous range per thread of
-    the budget when the call touches `size` >= min_size (default PARALLEL_MIN_SIZE) elements,
-    else one call here. The kernel must write nothing that another range's items write."""
+    """kernel(lo, hi, *args) over the work items [0, items): in RANGES_PER_THREAD contiguous
+    ranges per thread of the budget, taken in turn (share_out), when the call touches `size` >=
+    min_size (default PARALLEL_MIN_SIZE) elements, else in one call here. The kernel must write
+    nothing that another range's items write."""
     big = size >= (PARALLEL_MIN_SIZE if min_size is None else min_size)
     T = min(threads.get_num_threads(), items) if big else 1
     if T <= 1:
         kernel(0, items, *args)
         return
-    share_out(lambda ranges: [kernel(r.start, r.stop, *args) for r in ranges], split(items, T))
+    share_out(lambda r: kernel(r.start, r.stop, *args),
+              split(items, min(items, T * RANGES_PER_THREAD)))
