@@ -59,3 +59,48 @@ def test_split_is_contiguous_and_even():
     parts = parallel.split(10, 4)
     assert [(p.start, p.stop) for p in parts] == [(0, 2), (2, 5), (5, 7), (7, 10)]
     assert parallel.split(3, 1) == [slice(0, 3)]
+
+
+def _norm_and_pool_results(x_nhwc, x_nchw):
+    """Forward and input/weight gradients of the kernels that run on over_items: batch norm
+    with ReLU (channels-last and rows layouts), group norm, max and average pooling."""
+    import tinygrad_lite as tl
+    from tinygrad_lite import nn
+    from tinygrad_lite.nn import functional as F
+    out = []
+    for data in (x_nhwc, x_nchw):
+        for layer in (nn.BatchNorm2d(6, activation="relu"), nn.GroupNorm(3, 6)):
+            layer.weight.data = tl.Tensor(np.linspace(0.5, 1.5, 6, dtype=np.float32))
+            x = tl.Tensor(data, requires_grad=True)
+            y = layer(x)
+            (y * y).sum().backward()
+            out += [y.numpy(), x.grad.numpy(), layer.weight.grad.numpy()]
+        for pool in (F.max_pool2d, F.avg_pool2d):
+            x = tl.Tensor(data, requires_grad=True)
+            y = pool(x, 3, stride=2, padding=1)
+            (y * y).sum().backward()
+            out += [y.numpy(), x.grad.numpy()]
+    return out
+
+
+def test_norm_and_pool_shared_among_threads_match_one_call(two_threads, monkeypatch):
+    """Past their size switches the norm and pooling kernels run as ranges of work items on
+    several threads: forced here on small inputs, every result is bitwise the one-call result
+    (the items, and the order their partial sums are merged in, depend on the shape only)."""
+    from tinygrad_lite.kernels.cpu import norm
+    rng = np.random.default_rng(4)
+    data = rng.standard_normal((5, 9, 11, 6)).astype(np.float32)
+    x_nhwc = data.transpose(0, 3, 1, 2)  # an NCHW view over NHWC memory: channels-last mode
+    x_nchw = np.ascontiguousarray(x_nhwc)  # rows mode
+    monkeypatch.setattr(norm, "ITEM_ELEMENTS", 64)  # several items even for a small input
+    calls = []
+    serial = _norm_and_pool_results(x_nhwc, x_nchw)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_SIZE", 1)
+    monkeypatch.setattr(norm, "APPLY_PARALLEL_MIN_SIZE", 1)
+    real = parallel.share_out
+    monkeypatch.setattr(parallel, "share_out", lambda w, items: calls.append(len(items)) or
+                        real(w, items))
+    shared = _norm_and_pool_results(x_nhwc, x_nchw)
+    assert calls and min(calls) > 1  # every kernel above really ran in several ranges
+    for a, b in zip(serial, shared):
+        assert np.array_equal(a, b)
