@@ -11,6 +11,7 @@ import tinygrad_lite as tl
 from helpers import load_demo
 from tinygrad_lite import data, optim
 from tinygrad_lite.kernels.cpu.jit import PARALLEL_MIN_SIZE
+from tinygrad_lite.kernels.cpu.parallel import SHARE_MIN_SIZE
 from tinygrad_lite.nn import functional as F
 
 BATCH, IMAGES, WIDTH = 64, 256, 8
@@ -44,7 +45,8 @@ def train_twice_over(seed, images, labels):
 
 def test_two_seeded_runs_with_threads_and_augmentation_are_bit_identical():
     # the first conv's activations, BATCH x WIDTH x 32 x 32, run through the parallel twins
-    assert BATCH * WIDTH * 32 * 32 >= PARALLEL_MIN_SIZE
+    # and the norm and pooling kernels' shared-out ranges
+    assert BATCH * WIDTH * 32 * 32 >= max(PARALLEL_MIN_SIZE, SHARE_MIN_SIZE)
     sample = data.CIFAR10(train=True, sample=True)
     images, labels = sample.data[:IMAGES], sample.targets[:IMAGES]
     results = {}

@@ -51,7 +51,7 @@ def test_over_items_covers_every_item_once(two_threads, items, size, min_size):
         out[lo:hi] += 1
     parallel.over_items(kernel, items, size, count, min_size=min_size)
     assert (count == 1).all()
-    shared = size >= (parallel.PARALLEL_MIN_SIZE if min_size is None else min_size)
+    shared = size >= (parallel.SHARE_MIN_SIZE if min_size is None else min_size)
     assert len(calls) == (min(items, 2 * parallel.RANGES_PER_THREAD) if shared else 1)
 
 
@@ -95,7 +95,7 @@ def test_norm_and_pool_shared_among_threads_match_one_call(two_threads, monkeypa
     monkeypatch.setattr(norm, "ITEM_ELEMENTS", 64)  # several items even for a small input
     calls = []
     serial = _norm_and_pool_results(x_nhwc, x_nchw)
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_SIZE", 1)
+    monkeypatch.setattr(parallel, "SHARE_MIN_SIZE", 1)
     monkeypatch.setattr(norm, "APPLY_PARALLEL_MIN_SIZE", 1)
     real = parallel.share_out
     monkeypatch.setattr(parallel, "share_out", lambda w, items: calls.append(len(items)) or

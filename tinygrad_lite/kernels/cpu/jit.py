@@ -21,9 +21,10 @@ PARALLEL_MIN_SIZE = 1 << 15
 # load): serial and parallel ADD were within 10% of each other at every size from 2**15 to
 # 2**22 elements (5 us to 1.4 ms), row sums likewise, even EXP (compute-bound) at 2**16-2**22;
 # below 2M elements a call takes well under a millisecond, so a parallel copy saves at most
-# tens of microseconds per call and cannot repay its compile within a demo. The per-channel
-# kernels (norm, pool) keep PARALLEL_MIN_SIZE. The cnn's element-wise ops (at most the 1M of
-# its largest weight) all stay serial.
+# tens of microseconds per call and cannot repay its compile within a demo. The optimiser
+# kernels keep PARALLEL_MIN_SIZE; conv, matmul, norm and pooling share their work out among
+# threads through parallel.py, with its own switch (SHARE_MIN_SIZE). The cnn's element-wise
+# ops (at most the 1M of its largest weight) all stay serial.
 ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 21
 REDUCE_PARALLEL_MIN_SIZE = 1 << 21
 

@@ -37,7 +37,7 @@ __all__ = ["norm_stats", "norm_apply", "norm_backward", "norm_update_running",
 WORK_ITEMS = 64
 ITEM_ELEMENTS = 1 << 16
 # The normalise-and-scale pass costs about 0.14 ns per element, a tenth of the statistics':
-# it pays to share it out among threads only from about 1M elements (parallel.PARALLEL_MIN_SIZE
+# it pays to share it out among threads only from about 1M elements (parallel.SHARE_MIN_SIZE
 # says why and what the others use).
 APPLY_PARALLEL_MIN_SIZE = 1 << 20
 

@@ -1,6 +1,6 @@
 """Work shared out among the thread budget's threads, the CPU backend's one way of using several
 cores outside BLAS: conv and matmul (whose shares call single-threaded BLAS) and the loops of
-norm (serial kernels over a range of work items, `over_items`).
+norm and pooling (serial kernels over a range of work items, `over_items`).
 
 Why not Numba's prange for those loops: a parfor costs 2-3x a serial loop's compile time (the
 norm backward 4.0 s against 1.7 s on a cold cache), and two pools (Numba's and ours) would take
@@ -26,7 +26,7 @@ from ... import threads
 # statistics + backward kernels (2 threads, float32 BatchNorm): 131,072 elements 0.18 ms on
 # one thread, 0.34 ms shared; 524,288: 0.64 / 0.68 ms; 1M: 1.20 / 0.83 ms; 4M: 5.0 / 2.9 ms.
 # Cheaper kernels pass a larger min_size (the norm's normalise-and-scale pass: 1M).
-PARALLEL_MIN_SIZE = 1 << 19
+SHARE_MIN_SIZE = 1 << 19
 # Ranges per thread in over_items: a few, so that a thread slowed by another process's load
 # leaves its later ranges to the others.
 RANGES_PER_THREAD = 4
@@ -103,9 +103,9 @@ def split(n, parts):
 def over_items(kernel, items, size, *args, min_size=None):
     """kernel(lo, hi, *args) over the work items [0, items): in RANGES_PER_THREAD contiguous
     ranges per thread of the budget, taken in turn (share_out), when the call touches `size` >=
-    min_size (default PARALLEL_MIN_SIZE) elements, else in one call here. The kernel must write
+    min_size (default SHARE_MIN_SIZE) elements, else in one call here. The kernel must write
     nothing that another range's items write."""
-    big = size >= (PARALLEL_MIN_SIZE if min_size is None else min_size)
+    big = size >= (SHARE_MIN_SIZE if min_size is None else min_size)
     T = min(threads.get_num_threads(), items) if big else 1
     if T <= 1:
         kernel(0, items, *args)
