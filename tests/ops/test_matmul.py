@@ -74,7 +74,8 @@ def test_cpu_matmul_split_among_threads(monkeypatch, shape_a, shape_b, split):
     """The CPU matmul splits its output among the thread budget's threads (rows, else the first
     batch dim, else columns) above SPLIT_MIN_FLOPS: forced here for small shapes, every split
     gives NumPy's product (zeros for an empty K, empty for an empty M), also with transposed
-    (strided) operands as backward passes them."""
+    (strided) operands as backward passes them. (Products under SMALL_FLOPS are one plain
+    NumPy call: test_small_products_are_one_plain_call.)"""
     import sys
     from tinygrad_lite import threads
     from tinygrad_lite.kernels import cpu as K
@@ -82,6 +83,11 @@ def test_cpu_matmul_split_among_threads(monkeypatch, shape_a, shape_b, split):
     if threads.max_threads() < 2:
         pytest.skip("needs Numba's pool to allow 2 threads")
     monkeypatch.setattr(cpu_matmul, "SPLIT_MIN_FLOPS", 0)
+    monkeypatch.setattr(cpu_matmul, "SMALL_FLOPS", -1)  # no plain-call shortcut
+    calls = []
+    real_share_out = cpu_matmul.share_out
+    monkeypatch.setattr(cpu_matmul, "share_out",
+                        lambda w, items: calls.append(len(items)) or real_share_out(w, items))
     monkeypatch.setattr(cpu_matmul, "MIN_BLOCK", 4)
     previous = threads.get_num_threads()
     rng = np.random.default_rng(3)
@@ -102,3 +108,13 @@ def test_cpu_matmul_split_among_threads(monkeypatch, shape_a, shape_b, split):
         lengths = [expect[(slice(None),) * (axis % expect.ndim) + (s,)].shape[axis] for s in (
             blk[0 if split != "columns" else 1][axis] for blk in blocks)]
         assert len(blocks) == 2 and sum(lengths) == expect.shape[axis]
+        assert calls == [2, 2]  # both products really ran in two blocks
+
+
+def test_small_products_are_one_plain_call(monkeypatch):
+    """A product OpenBLAS runs on the calling thread anyway skips the thread hand-off."""
+    import sys
+    cpu_matmul = sys.modules["tinygrad_lite.kernels.cpu.matmul"]
+    monkeypatch.setattr(cpu_matmul, "share_out", lambda *a: pytest.fail("shared out"))
+    a, b = np.arange(12.0).reshape(3, 4), np.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(cpu_matmul.matmul(a, b), a @ b)

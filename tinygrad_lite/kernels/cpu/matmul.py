@@ -11,11 +11,17 @@ from .parallel import share_out, split
 SPLIT_MIN_FLOPS = 1 << 22
 # A block of fewer rows (or columns) than this runs BLAS's kernels on ragged edges.
 MIN_BLOCK = 16
+# Below this many flops per product OpenBLAS runs on the calling thread by itself (its sgemm
+# goes multi-threaded from M*N*K = 4 * 65536): such a product is one plain call, without the
+# hand-off machinery (which costs about 6 us against 1 us for a 4x4 product).
+SMALL_FLOPS = 2 * 4 * 65536
 
 
 def matmul(a, b):
     """a (..., M, K) @ b (..., K, N) with equal leading dims -> (..., M, N)."""
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    if 2 * M * K * N <= SMALL_FLOPS:
+        return np.matmul(a, b)
     out = np.empty(a.shape[:-2] + (M, N), np.result_type(a.dtype, b.dtype))
     blocks = _blocks(a.shape[:-2], M, N, 2 * out.size * K >= SPLIT_MIN_FLOPS)
 
